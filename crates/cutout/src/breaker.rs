@@ -1,0 +1,615 @@
+//! The breaker: a handle to shared state, permits, calls.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::config::Builder;
+use crate::counters::Counters;
+use crate::error::{CallError, Rejected};
+use crate::listener::{Listener, Transition};
+use crate::state::{
+    self, Acquire, CLOSED_BITS, Cause, Command, MAX_TICK, Outcome, Policy, Record, STATE_WIDTH,
+    Snapshot, State, TICK,
+};
+use crate::sync::{AtomicU64, Ordering};
+
+/// A circuit breaker. Cheap to clone: clones share one breaker.
+///
+/// Calls go through [`try_acquire`](Self::try_acquire) (a [`Permit`] whose outcome you
+/// record), [`call`](Self::call) for closures, or [`call_async`](Self::call_async) for
+/// futures.
+///
+/// ```
+/// use cutout::{CallError, CircuitBreaker, ManualClock, Rejected, State};
+/// use std::time::Duration;
+///
+/// // The seed article's scenario: threshold 2, reset 100 ms, one probe.
+/// let clock = ManualClock::new();
+/// let breaker = CircuitBreaker::builder()
+///     .failure_threshold(2)
+///     .open_duration(Duration::from_millis(100))
+///     .half_open_max_calls(1)
+///     .build_with_clock(clock.clone())?;
+///
+/// for _ in 0..2 {
+///     let _ = breaker.call(|| Err::<(), _>("payment service down"));
+/// }
+/// assert_eq!(breaker.state(), State::Open);
+/// assert!(matches!(
+///     breaker.call(|| Ok::<_, &str>(())),
+///     Err(CallError::Rejected(Rejected::Open { .. }))
+/// ));
+///
+/// clock.advance(Duration::from_millis(100));
+/// assert_eq!(breaker.call(|| Ok::<_, &str>("paid")), Ok("paid"));
+/// assert_eq!(breaker.state(), State::Closed);
+/// # Ok::<(), cutout::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct CircuitBreaker {
+    shared: Arc<Shared>,
+}
+
+/// Everything a breaker shares between its clones and permits.
+pub(crate) struct Shared {
+    /// The state word (see [`crate::state`]).
+    word: AtomicU64,
+    /// Call counters, sharded.
+    counters: Counters,
+    /// Transitions into open (trips and re-opens); written only by transitions.
+    trips: StdAtomicU64,
+    /// Results from older generations; written only on that slow path.
+    stale: StdAtomicU64,
+    /// Whether any listener wants per-call events.
+    call_events: bool,
+    policy: Policy,
+    origin: Duration,
+    clock: Arc<dyn Clock>,
+    listeners: Box<[Arc<dyn Listener>]>,
+    name: Arc<str>,
+}
+
+impl CircuitBreaker {
+    /// A builder with the documented defaults (see [`Builder`]).
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn from_parts(builder: Builder, mut policy: Policy, clock: Arc<dyn Clock>) -> Self {
+        let origin = clock.now();
+        let call_events = builder.listeners.iter().any(|l| l.wants_call_events());
+        if builder.jitter_seed.is_none() {
+            // Breakers built together should not jitter in step: mix in the clock reading
+            // and a process-wide count.
+            static BUILT: StdAtomicU64 = StdAtomicU64::new(0);
+            let n = BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            policy.open.seed = (origin.as_nanos() as u64) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+        Self {
+            shared: Arc::new(Shared {
+                word: AtomicU64::new(Snapshot::INITIAL.0),
+                counters: Counters::new(),
+                trips: StdAtomicU64::new(0),
+                stale: StdAtomicU64::new(0),
+                call_events,
+                policy,
+                origin,
+                clock,
+                listeners: builder.listeners.into_boxed_slice(),
+                name: builder.name,
+            }),
+        }
+    }
+
+    /// The breaker's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Asks to make a call. `Ok` carries a [`Permit`]: make the call, then
+    /// [`record`](Permit::record) its outcome. Dropping the permit without an outcome
+    /// records [`Outcome::Ignored`] and releases its slot.
+    ///
+    /// In the closed state this is one atomic load and no write to the state word.
+    ///
+    /// ```
+    /// use cutout::{CircuitBreaker, Outcome};
+    ///
+    /// let breaker = CircuitBreaker::builder().build()?;
+    /// let permit = breaker.try_acquire()?;
+    /// // ... make the call ...
+    /// permit.record(Outcome::Success);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
+        let generation = self.shared.acquire()?;
+        Ok(Permit {
+            shared: Some(&self.shared),
+            generation,
+        })
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), but the permit owns a handle to the breaker
+    /// (for futures that must be `'static`). Costs one reference-count increment.
+    #[inline]
+    pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejected> {
+        let generation = self.shared.acquire()?;
+        Ok(OwnedPermit {
+            shared: Some(self.shared.clone()),
+            generation,
+        })
+    }
+
+    /// Runs `f` if the breaker admits it; `Err` is a failure, `Ok` a success. A panic in `f`
+    /// records nothing but releases the slot (as [`Outcome::Ignored`]).
+    #[inline]
+    pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
+        self.call_with(default_classify, f)
+    }
+
+    /// Runs `f` if the breaker admits it, and records the outcome `classify` gives its
+    /// result.
+    ///
+    /// ```
+    /// use cutout::{CallError, CircuitBreaker, Outcome};
+    ///
+    /// let breaker = CircuitBreaker::builder().failure_threshold(1).build()?;
+    /// // A "not found" is the caller's problem, not the dependency's: ignore it.
+    /// let classify = |r: &Result<u32, &str>| match r {
+    ///     Err(e) if *e == "not found" => Outcome::Ignored,
+    ///     Ok(_) => Outcome::Success,
+    ///     Err(_) => Outcome::Failure,
+    /// };
+    /// assert_eq!(breaker.call_with(classify, || Err("not found")), Err(CallError::Inner("not found")));
+    /// assert_eq!(breaker.state(), cutout::State::Closed);
+    /// # Ok::<(), cutout::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn call_with<T, E>(
+        &self,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, CallError<E>> {
+        let permit = self.try_acquire()?;
+        let result = f();
+        permit.record(classify(&result));
+        result.map_err(CallError::Inner)
+    }
+
+    /// Awaits `future` if the breaker admits it; `Err` is a failure, `Ok` a success. The
+    /// permit is taken when the returned future is first polled. Dropping the returned
+    /// future before it finishes (a cancelled call) releases the slot and records
+    /// [`Outcome::Ignored`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use cutout::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().build().unwrap();
+    /// let paid = breaker.call_async(async { Ok::<_, std::io::Error>("paid") }).await;
+    /// assert_eq!(paid.unwrap(), "paid");
+    /// # }
+    /// ```
+    pub async fn call_async<T, E>(
+        &self,
+        future: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, CallError<E>> {
+        self.call_async_with(default_classify, future).await
+    }
+
+    /// Awaits `future` if the breaker admits it, and records the outcome `classify` gives its
+    /// result. See [`call_async`](Self::call_async).
+    pub async fn call_async_with<T, E>(
+        &self,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        future: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, CallError<E>> {
+        let permit = self.try_acquire()?;
+        let result = future.await;
+        permit.record(classify(&result));
+        result.map_err(CallError::Inner)
+    }
+
+    /// The current state. A circuit whose open time has ended reads as
+    /// [`State::Open`] until a call arrives and turns it half-open.
+    pub fn state(&self) -> State {
+        self.shared.load().state()
+    }
+
+    /// How long until an open circuit ends its open time, or a full half-open circuit's probe
+    /// lease ends; `None` otherwise.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let s = self.shared.load();
+        let until = s.deadline().or(match s.state() {
+            State::HalfOpen if s.probes() >= self.shared.policy.half_open_max_calls => {
+                s.lease_deadline()
+            }
+            _ => None,
+        })?;
+        Some(ticks_to_duration(
+            until.saturating_sub(self.shared.now_ticks()),
+        ))
+    }
+
+    /// Forces the circuit open: every call is rejected with [`Rejected::ForcedOpen`] until
+    /// [`reset`](Self::reset). Permits out at the time become stale.
+    pub fn force_open(&self) {
+        self.shared.command(Command::ForceOpen);
+    }
+
+    /// Forces the circuit closed: every call is admitted and counted, nothing trips, until
+    /// [`reset`](Self::reset).
+    pub fn force_closed(&self) {
+        self.shared.command(Command::ForceClosed);
+    }
+
+    /// Closes the circuit with a clean slate: no failures, no backoff. Ends a forced state.
+    pub fn reset(&self) {
+        self.shared.command(Command::Reset);
+    }
+
+    /// A snapshot of the state and the lifetime counters.
+    ///
+    /// ```
+    /// use cutout::{CircuitBreaker, Outcome};
+    ///
+    /// let breaker = CircuitBreaker::builder().build()?;
+    /// breaker.try_acquire()?.record(Outcome::Success);
+    /// drop(breaker.try_acquire()?);
+    /// let stats = breaker.stats();
+    /// assert_eq!((stats.admitted, stats.successes, stats.ignored), (2, 1, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let s = self.shared.load();
+        let totals = self.shared.counters.totals();
+        Stats {
+            state: s.state(),
+            generation: s.generation(),
+            consecutive_failures: s.failures(),
+            half_open_successes: s.successes(),
+            probes_in_flight: s.probes(),
+            backoff_step: s.backoff(),
+            retry_after: self.retry_after(),
+            admitted: totals.admitted,
+            successes: totals.successes,
+            failures: totals.failures,
+            ignored: totals.ignored,
+            rejected: totals.rejected,
+            trips: self.shared.trips.load(std::sync::atomic::Ordering::Relaxed),
+            stale: self.shared.stale.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// The breaker's clock reading, since the breaker was built.
+    pub fn elapsed(&self) -> Duration {
+        self.shared.clock.now().saturating_sub(self.shared.origin)
+    }
+
+    /// Whether `self` and `other` are handles to one breaker.
+    pub fn ptr_eq(&self, other: &CircuitBreaker) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.shared.name)
+            .field("state", &self.shared.load())
+            .field("policy", &self.shared.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default classification: `Ok` is a success, `Err` a failure.
+pub(crate) fn default_classify<T, E>(result: &Result<T, E>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Success,
+        Err(_) => Outcome::Failure,
+    }
+}
+
+/// Ticks to time; a tick is one millisecond.
+fn ticks_to_duration(ticks: u64) -> Duration {
+    const _: () = assert!(TICK.as_nanos() == 1_000_000);
+    Duration::from_millis(ticks)
+}
+
+impl Shared {
+    #[inline]
+    fn load(&self) -> Snapshot {
+        Snapshot(self.word.load(Ordering::Acquire))
+    }
+
+    /// Ticks since the breaker was built, saturating at `MAX_TICK`.
+    fn now_ticks(&self) -> u64 {
+        let elapsed = self.clock.now().saturating_sub(self.origin);
+        let t = elapsed.as_nanos() / TICK.as_nanos();
+        u64::try_from(t).unwrap_or(MAX_TICK).min(MAX_TICK)
+    }
+
+    /// The hot path: one load; closed admits without a write.
+    #[inline]
+    fn acquire(&self) -> Result<u16, Rejected> {
+        let s = self.load();
+        if s.state_bits() == CLOSED_BITS {
+            self.counters.admitted();
+            return Ok(s.generation());
+        }
+        self.acquire_slow(s)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn acquire_slow(&self, s: Snapshot) -> Result<u16, Rejected> {
+        let now = self.now_ticks();
+        let (decision, prev, written) = self.update(s, |s| state::acquire(s, now, &self.policy));
+        match decision {
+            Acquire::Admitted {
+                generation,
+                probe,
+                cause,
+            } => {
+                self.counters.admitted();
+                if let (Some(cause), Some(next)) = (cause, written) {
+                    self.transitioned(prev, next, cause, now);
+                }
+                if probe && self.call_events {
+                    for l in self.listeners.iter() {
+                        l.on_probe_admitted(&self.name, generation);
+                    }
+                }
+                Ok(generation)
+            }
+            rejected => {
+                let rejection = match rejected {
+                    Acquire::RejectedOpen { until } => Rejected::Open {
+                        retry_after: ticks_to_duration(until.saturating_sub(now)),
+                    },
+                    Acquire::RejectedHalfOpenFull { until } => Rejected::HalfOpenFull {
+                        retry_after: ticks_to_duration(until.saturating_sub(now)),
+                    },
+                    _ => Rejected::ForcedOpen,
+                };
+                self.counters.rejected();
+                if self.call_events {
+                    for l in self.listeners.iter() {
+                        l.on_rejected(&self.name, &rejection);
+                    }
+                }
+                Err(rejection)
+            }
+        }
+    }
+
+    /// Records an outcome. Closed with nothing to change (a success with no failures
+    /// counted, or an ignored call) is one load and no write to the state word.
+    #[inline]
+    fn record(&self, generation: u16, outcome: Outcome) {
+        self.counters.recorded(outcome);
+        let s = self.load();
+        // Closed, same generation, and (success with no failures, or ignored): no write.
+        let unchanged = s.0 & ((1 << (STATE_WIDTH + state::GENERATION_WIDTH)) - 1)
+            == (generation as u64) << state::GENERATION_SHIFT
+            && (outcome == Outcome::Ignored
+                || (outcome == Outcome::Success && s.failures_bits() == 0));
+        if !unchanged || self.call_events {
+            self.record_slow(s, generation, outcome);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_slow(&self, s: Snapshot, generation: u16, outcome: Outcome) {
+        // Only a failure in closed or any result in half-open can need the time; read it
+        // once, lazily, before the loop.
+        let now = match (s.state(), outcome) {
+            (State::Closed, Outcome::Success | Outcome::Ignored) => 0,
+            _ => self.now_ticks(),
+        };
+        let (decision, prev, written) = self.update(s, |s| {
+            state::record(s, generation, outcome, now, &self.policy)
+        });
+        let stale = decision == Record::Stale;
+        if stale {
+            self.stale
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let (Record::Counted { cause: Some(cause) }, Some(next)) = (decision, written) {
+            self.transitioned(prev, next, cause, now);
+        }
+        if self.call_events {
+            for l in self.listeners.iter() {
+                l.on_recorded(&self.name, outcome, stale);
+            }
+        }
+    }
+
+    fn command(&self, command: Command) {
+        let (cause, prev, written) = self.update(self.load(), |s| state::command(s, command));
+        if let (Some(cause), Some(next)) = (cause, written) {
+            let now = self.now_ticks();
+            self.transitioned(prev, next, cause, now);
+        }
+    }
+
+    /// The one compare-exchange loop: applies `f` to the current word until the write lands
+    /// or `f` decides to write nothing. Returns the decision, the word it was made on, and
+    /// the word written (if any).
+    #[inline]
+    fn update<D>(
+        &self,
+        mut current: Snapshot,
+        mut f: impl FnMut(Snapshot) -> (D, Option<Snapshot>),
+    ) -> (D, Snapshot, Option<Snapshot>) {
+        loop {
+            let (decision, next) = f(current);
+            let Some(next) = next else {
+                return (decision, current, None);
+            };
+            match self.word.compare_exchange_weak(
+                current.0,
+                next.0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return (decision, current, Some(next)),
+                Err(actual) => current = Snapshot(actual),
+            }
+        }
+    }
+
+    /// Called once per transition by the thread whose write made it.
+    fn transitioned(&self, prev: Snapshot, next: Snapshot, cause: Cause, now: u64) {
+        let open_for = next
+            .deadline()
+            .map(|d| ticks_to_duration(d.saturating_sub(now)));
+        if next.state() == State::Open {
+            self.trips
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if self.listeners.is_empty() {
+            return;
+        }
+        let transition = Transition {
+            from: prev.state(),
+            to: next.state(),
+            cause,
+            generation: next.generation(),
+            at: ticks_to_duration(now),
+            open_for,
+        };
+        for l in self.listeners.iter() {
+            l.on_transition(&self.name, &transition);
+        }
+    }
+}
+
+/// Leave to make one call, from [`CircuitBreaker::try_acquire`]. Record the call's outcome
+/// with [`record`](Self::record); dropping the permit records [`Outcome::Ignored`].
+///
+/// The permit carries the generation it was admitted in: if the breaker has moved on since
+/// (tripped, re-opened, been reset), the outcome is counted in the lifetime counters but
+/// changes no state.
+#[must_use = "a permit records Ignored when dropped; record the call's outcome"]
+pub struct Permit<'a> {
+    shared: Option<&'a Shared>,
+    generation: u16,
+}
+
+impl Permit<'_> {
+    /// Records the call's outcome.
+    #[inline]
+    pub fn record(mut self, outcome: Outcome) {
+        if let Some(shared) = self.shared.take() {
+            shared.record(self.generation, outcome);
+        }
+    }
+
+    /// The generation this permit was admitted in (wraps modulo 1024).
+    pub fn generation(&self) -> u16 {
+        self.generation
+    }
+}
+
+impl Drop for Permit<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.record(self.generation, Outcome::Ignored);
+        }
+    }
+}
+
+impl fmt::Debug for Permit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+/// A [`Permit`] that owns a handle to its breaker, from
+/// [`CircuitBreaker::try_acquire_owned`]; `'static`, for futures and tasks.
+#[must_use = "a permit records Ignored when dropped; record the call's outcome"]
+pub struct OwnedPermit {
+    shared: Option<Arc<Shared>>,
+    generation: u16,
+}
+
+impl OwnedPermit {
+    /// Records the call's outcome.
+    #[inline]
+    pub fn record(mut self, outcome: Outcome) {
+        if let Some(shared) = self.shared.take() {
+            shared.record(self.generation, outcome);
+        }
+    }
+
+    /// The generation this permit was admitted in (wraps modulo 1024).
+    pub fn generation(&self) -> u16 {
+        self.generation
+    }
+}
+
+impl Drop for OwnedPermit {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.record(self.generation, Outcome::Ignored);
+        }
+    }
+}
+
+impl fmt::Debug for OwnedPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedPermit")
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+/// A snapshot of a breaker, from [`CircuitBreaker::stats`].
+///
+/// The lifetime counters add up once calls are quiet:
+/// `admitted == successes + failures + ignored` (every admitted call reports exactly one
+/// outcome, a dropped permit as ignored), and `rejected` counts the calls refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// The state.
+    pub state: State,
+    /// The current generation (wraps modulo 1024).
+    pub generation: u16,
+    /// Consecutive failures counted while closed.
+    pub consecutive_failures: u32,
+    /// Probe successes in the current half-open period.
+    pub half_open_successes: u32,
+    /// Probes admitted in the current half-open period and not yet reported.
+    pub probes_in_flight: u32,
+    /// Re-opens since the circuit last closed.
+    pub backoff_step: u32,
+    /// See [`CircuitBreaker::retry_after`].
+    pub retry_after: Option<Duration>,
+    /// Calls admitted.
+    pub admitted: u64,
+    /// Outcomes recorded as successes (stale ones included).
+    pub successes: u64,
+    /// Outcomes recorded as failures (stale ones included).
+    pub failures: u64,
+    /// Outcomes recorded as ignored, dropped permits included (stale ones included).
+    pub ignored: u64,
+    /// Calls rejected.
+    pub rejected: u64,
+    /// Transitions into open: trips from closed and re-opens from half-open.
+    pub trips: u64,
+    /// Outcomes from an older generation, which changed no state.
+    pub stale: u64,
+}

@@ -1,0 +1,813 @@
+//! The state word: everything the breaker decides with, in one `u64`.
+//!
+//! ```text
+//!  63                                18 17       13 12            3 2      0
+//! +------------------------------------+-----------+---------------+--------+
+//! |          payload (by state)        |  backoff  |  generation   | state  |
+//! +------------------------------------+-----------+---------------+--------+
+//! ```
+//!
+//! | field        | bits    | width | meaning                                              | range                  |
+//! |--------------|---------|-------|------------------------------------------------------|------------------------|
+//! | `state`      | 0..3    | 3     | closed 0, open 1, half-open 2, forced open 3, forced closed 4 | 5..=7 unused   |
+//! | `generation` | 3..13   | 10    | bumped by every transition; permits carry it         | wraps modulo 1024      |
+//! | `backoff`    | 13..18  | 5     | re-opens since the circuit last closed               | 0..=31, saturates      |
+//! | payload      | 18..64  | 46    | depends on `state`, below                            |                        |
+//!
+//! The payload, by state:
+//!
+//! | state                  | field       | bits   | width | meaning                                     | range                         |
+//! |------------------------|-------------|--------|-------|---------------------------------------------|-------------------------------|
+//! | closed, forced closed  | `failures`  | 18..50 | 32    | consecutive failures                        | 0..=threshold                 |
+//! | open                   | `deadline`  | 18..58 | 40    | tick at which the open time ends            | 0..=2^40-1 ticks, saturates   |
+//! | half-open              | `successes` | 18..25 | 7     | probe successes in this half-open period    | 0..=127                       |
+//! | half-open              | `probes`    | 25..32 | 7     | probes admitted and not yet reported        | 0..=127                       |
+//! | half-open              | `lease`     | 32..64 | 32    | tick, in units of 256 ticks, at which probes still out are given up | 0..=2^32-1, saturates |
+//! | forced open            | (none)      |        |       |                                             |                               |
+//!
+//! Bits 50..64 (closed) and 58..64 (open) are reserved and always zero.
+//!
+//! **Time** is kept in ticks of one millisecond since the breaker was built
+//! ([`TICK`]). The tick count saturates at [`MAX_TICK`] (2^40 - 1 ms, about 34.8 years of
+//! uptime): past that edge the clock stands still, so an open time computed then ends at
+//! once and the breaker goes on working as if every open duration were zero. Nothing
+//! overflows or panics. The half-open lease has a coarser unit (256 ms, rounded up) so
+//! that the probe counts fit beside it.
+//!
+//! **Generations** wrap modulo 1024. A permit is stale when its generation differs from the
+//! word's; a call that outlives exactly a multiple of 1024 transitions would be taken as
+//! current. Every transition needs at least one call or one open time, so this needs a
+//! call that hangs through 512 open/half-open cycles.
+//!
+//! Every transition is a pure function `(Snapshot, now) -> (decision, Option<Snapshot>)`
+//! (`None`: nothing to write), applied by one compare-exchange loop in the breaker.
+
+use std::fmt;
+use std::time::Duration;
+
+/// One tick of the breaker's clock.
+pub const TICK: Duration = Duration::from_millis(1);
+
+pub(crate) const STATE_SHIFT: u32 = 0;
+pub(crate) const STATE_WIDTH: u32 = 3;
+pub(crate) const GENERATION_SHIFT: u32 = STATE_SHIFT + STATE_WIDTH;
+pub(crate) const GENERATION_WIDTH: u32 = 10;
+pub(crate) const BACKOFF_SHIFT: u32 = GENERATION_SHIFT + GENERATION_WIDTH;
+pub(crate) const BACKOFF_WIDTH: u32 = 5;
+pub(crate) const PAYLOAD_SHIFT: u32 = BACKOFF_SHIFT + BACKOFF_WIDTH;
+
+pub(crate) const FAILURES_SHIFT: u32 = PAYLOAD_SHIFT;
+pub(crate) const FAILURES_WIDTH: u32 = 32;
+
+pub(crate) const DEADLINE_SHIFT: u32 = PAYLOAD_SHIFT;
+pub(crate) const DEADLINE_WIDTH: u32 = 40;
+
+pub(crate) const SUCCESSES_SHIFT: u32 = PAYLOAD_SHIFT;
+pub(crate) const SUCCESSES_WIDTH: u32 = 7;
+pub(crate) const PROBES_SHIFT: u32 = SUCCESSES_SHIFT + SUCCESSES_WIDTH;
+pub(crate) const PROBES_WIDTH: u32 = 7;
+pub(crate) const LEASE_SHIFT: u32 = PROBES_SHIFT + PROBES_WIDTH;
+pub(crate) const LEASE_WIDTH: u32 = 32;
+/// log2 of the lease unit in ticks (256 ticks = 256 ms).
+pub(crate) const LEASE_UNIT_SHIFT: u32 = 8;
+
+const _: () = assert!(FAILURES_SHIFT + FAILURES_WIDTH <= 64);
+const _: () = assert!(DEADLINE_SHIFT + DEADLINE_WIDTH <= 64);
+const _: () = assert!(LEASE_SHIFT + LEASE_WIDTH == 64);
+const _: () = assert!(LEASE_UNIT_SHIFT + LEASE_WIDTH == DEADLINE_WIDTH);
+
+const fn mask(width: u32) -> u64 {
+    (1u64 << width) - 1
+}
+
+/// The last tick the clock can express (about 34.8 years of uptime); the clock saturates here.
+pub const MAX_TICK: u64 = mask(DEADLINE_WIDTH);
+/// The largest number of half-open probes the word can count.
+pub const MAX_PROBES: u32 = mask(PROBES_WIDTH) as u32;
+/// The largest backoff step the word keeps.
+pub(crate) const MAX_BACKOFF: u32 = mask(BACKOFF_WIDTH) as u32;
+/// Generations wrap at this modulus.
+pub(crate) const GENERATION_MASK: u16 = mask(GENERATION_WIDTH) as u16;
+const MAX_LEASE: u64 = mask(LEASE_WIDTH);
+
+/// The breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Calls pass; consecutive failures are counted.
+    Closed,
+    /// Calls are rejected until the open time ends.
+    Open,
+    /// A bounded number of probe calls pass; their outcomes close or re-open the circuit.
+    HalfOpen,
+    /// Forced open by [`CircuitBreaker::force_open`](crate::CircuitBreaker::force_open):
+    /// every call is rejected until [`reset`](crate::CircuitBreaker::reset).
+    ForcedOpen,
+    /// Forced closed by [`CircuitBreaker::force_closed`](crate::CircuitBreaker::force_closed):
+    /// every call passes and is counted, and nothing trips, until
+    /// [`reset`](crate::CircuitBreaker::reset).
+    ForcedClosed,
+}
+
+impl State {
+    const fn to_bits(self) -> u64 {
+        match self {
+            State::Closed => 0,
+            State::Open => 1,
+            State::HalfOpen => 2,
+            State::ForcedOpen => 3,
+            State::ForcedClosed => 4,
+        }
+    }
+
+    const fn from_bits(bits: u64) -> State {
+        match bits {
+            1 => State::Open,
+            2 => State::HalfOpen,
+            3 => State::ForcedOpen,
+            4 => State::ForcedClosed,
+            // 0, and 5..=7 which no transition writes.
+            _ => State::Closed,
+        }
+    }
+
+    /// The conventional numeric value for a state gauge: 0 closed, 1 open, 2 half-open,
+    /// 3 forced open, 4 forced closed.
+    pub const fn as_gauge(self) -> u8 {
+        self.to_bits() as u8
+    }
+
+    /// A lowercase name, stable for use as a metric label: `closed`, `open`, `half_open`,
+    /// `forced_open`, `forced_closed`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+            State::ForcedOpen => "forced_open",
+            State::ForcedClosed => "forced_closed",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The bits of `State::Closed`: the hot path compares against this.
+pub(crate) const CLOSED_BITS: u64 = State::Closed.to_bits();
+
+/// A decoded copy of the state word.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Snapshot(pub(crate) u64);
+
+macro_rules! field {
+    ($get:ident, $set:ident, $shift:ident, $width:ident) => {
+        #[inline]
+        pub(crate) const fn $get(self) -> u64 {
+            (self.0 >> $shift) & mask($width)
+        }
+
+        /// Sets the field; a value wider than the field is cut to its width (callers clamp).
+        #[inline]
+        #[must_use]
+        pub(crate) const fn $set(self, value: u64) -> Self {
+            let m = mask($width) << $shift;
+            Snapshot((self.0 & !m) | ((value << $shift) & m))
+        }
+    };
+}
+
+impl Snapshot {
+    field!(state_bits, with_state_bits, STATE_SHIFT, STATE_WIDTH);
+    field!(
+        generation_bits,
+        with_generation_bits,
+        GENERATION_SHIFT,
+        GENERATION_WIDTH
+    );
+    field!(
+        backoff_bits,
+        with_backoff_bits,
+        BACKOFF_SHIFT,
+        BACKOFF_WIDTH
+    );
+    field!(
+        failures_bits,
+        with_failures_bits,
+        FAILURES_SHIFT,
+        FAILURES_WIDTH
+    );
+    field!(
+        deadline_bits,
+        with_deadline_bits,
+        DEADLINE_SHIFT,
+        DEADLINE_WIDTH
+    );
+    field!(
+        successes_bits,
+        with_successes_bits,
+        SUCCESSES_SHIFT,
+        SUCCESSES_WIDTH
+    );
+    field!(probes_bits, with_probes_bits, PROBES_SHIFT, PROBES_WIDTH);
+    field!(lease_bits, with_lease_bits, LEASE_SHIFT, LEASE_WIDTH);
+
+    /// The word of a new breaker: closed, generation 0, no failures.
+    pub(crate) const INITIAL: Snapshot = Snapshot(0);
+
+    /// A word in `state` with `generation` and `backoff`, and an empty payload.
+    #[inline]
+    pub(crate) const fn new(state: State, generation: u16, backoff: u32) -> Self {
+        Snapshot(0)
+            .with_state_bits(state.to_bits())
+            .with_generation_bits(generation as u64)
+            .with_backoff_bits(backoff as u64)
+    }
+
+    #[inline]
+    pub(crate) const fn state(self) -> State {
+        State::from_bits(self.state_bits())
+    }
+
+    #[inline]
+    pub(crate) const fn generation(self) -> u16 {
+        self.generation_bits() as u16
+    }
+
+    #[inline]
+    pub(crate) const fn backoff(self) -> u32 {
+        self.backoff_bits() as u32
+    }
+
+    /// Consecutive failures (closed and forced closed; 0 elsewhere).
+    #[inline]
+    pub(crate) const fn failures(self) -> u32 {
+        match self.state() {
+            State::Closed | State::ForcedClosed => self.failures_bits() as u32,
+            _ => 0,
+        }
+    }
+
+    /// The open deadline in ticks (open only).
+    #[inline]
+    pub(crate) const fn deadline(self) -> Option<u64> {
+        match self.state() {
+            State::Open => Some(self.deadline_bits()),
+            _ => None,
+        }
+    }
+
+    /// Probe successes so far (half-open; 0 elsewhere).
+    #[inline]
+    pub(crate) const fn successes(self) -> u32 {
+        match self.state() {
+            State::HalfOpen => self.successes_bits() as u32,
+            _ => 0,
+        }
+    }
+
+    /// Probes in flight (half-open; 0 elsewhere).
+    #[inline]
+    pub(crate) const fn probes(self) -> u32 {
+        match self.state() {
+            State::HalfOpen => self.probes_bits() as u32,
+            _ => 0,
+        }
+    }
+
+    /// The probe lease deadline in ticks (half-open only).
+    #[inline]
+    pub(crate) const fn lease_deadline(self) -> Option<u64> {
+        match self.state() {
+            State::HalfOpen => Some(self.lease_bits() << LEASE_UNIT_SHIFT),
+            _ => None,
+        }
+    }
+
+    /// The next generation (wrapping).
+    #[inline]
+    const fn next_generation(self) -> u16 {
+        self.generation().wrapping_add(1) & GENERATION_MASK
+    }
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Snapshot");
+        d.field("state", &self.state())
+            .field("generation", &self.generation())
+            .field("backoff", &self.backoff());
+        match self.state() {
+            State::Closed | State::ForcedClosed => d.field("failures", &self.failures()),
+            State::Open => d.field("deadline", &self.deadline_bits()),
+            State::HalfOpen => d
+                .field("successes", &self.successes())
+                .field("probes", &self.probes())
+                .field("lease", &self.lease_deadline()),
+            State::ForcedOpen => &mut d,
+        };
+        d.field("raw", &format_args!("{:#018x}", self.0)).finish()
+    }
+}
+
+/// What caused a transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Cause {
+    /// Closed -> open: `failures` consecutive failures reached the threshold.
+    ConsecutiveFailures {
+        /// The consecutive failures counted, equal to the threshold.
+        failures: u32,
+    },
+    /// Open -> half-open: the open time ended and a call arrived.
+    OpenTimeElapsed,
+    /// Half-open -> closed: `successes` probes succeeded.
+    ProbesSucceeded {
+        /// The probe successes counted, equal to the success threshold.
+        successes: u32,
+    },
+    /// Half-open -> open: a probe failed.
+    ProbeFailed {
+        /// The backoff step of the new open period (1 for the first re-open).
+        backoff: u32,
+    },
+    /// Half-open -> half-open: every probe slot was taken and no probe reported for a whole
+    /// probe lease, so the probes still out were given up (their late results are stale) and
+    /// a new half-open period began.
+    ProbeLeaseExpired {
+        /// The probes given up.
+        probes_lost: u32,
+    },
+    /// Any state -> forced open, by [`force_open`](crate::CircuitBreaker::force_open).
+    ForcedOpen,
+    /// Any state -> forced closed, by [`force_closed`](crate::CircuitBreaker::force_closed).
+    ForcedClosed,
+    /// Any state -> closed, by [`reset`](crate::CircuitBreaker::reset).
+    Reset,
+}
+
+impl Cause {
+    /// A lowercase name, stable for use as a metric label.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Cause::ConsecutiveFailures { .. } => "consecutive_failures",
+            Cause::OpenTimeElapsed => "open_time_elapsed",
+            Cause::ProbesSucceeded { .. } => "probes_succeeded",
+            Cause::ProbeFailed { .. } => "probe_failed",
+            Cause::ProbeLeaseExpired { .. } => "probe_lease_expired",
+            Cause::ForcedOpen => "forced_open",
+            Cause::ForcedClosed => "forced_closed",
+            Cause::Reset => "reset",
+        }
+    }
+}
+
+/// The outcome of a call, as the caller classifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The call succeeded: resets the failure count (closed), counts toward closing
+    /// (half-open).
+    Success,
+    /// The call failed: counts toward a trip (closed), re-opens (half-open).
+    Failure,
+    /// Neither: the slot is released and nothing is counted toward any threshold. Cancelled
+    /// calls (a permit dropped without an outcome) are ignored.
+    Ignored,
+}
+
+impl Outcome {
+    /// A lowercase name, stable for use as a metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Ignored => "ignored",
+        }
+    }
+}
+
+/// The numbers the transitions need, in ticks.
+#[derive(Debug, Clone)]
+pub(crate) struct Policy {
+    pub(crate) failure_threshold: u32,
+    pub(crate) success_threshold: u32,
+    pub(crate) half_open_max_calls: u32,
+    pub(crate) probe_lease_ticks: u64,
+    pub(crate) open: OpenPolicy,
+}
+
+/// How long each open period lasts, in ticks.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenPolicy {
+    pub(crate) base_ticks: u64,
+    pub(crate) multiplier: f64,
+    pub(crate) cap_ticks: u64,
+    pub(crate) jitter: f64,
+    pub(crate) seed: u64,
+}
+
+impl OpenPolicy {
+    /// The open time for backoff step `step`, with jitter drawn from `(seed, generation, now)`.
+    ///
+    /// `base * multiplier^step`, capped, then shortened by up to `jitter` of itself:
+    /// uniform over `[d * (1 - jitter), d]`, never below one tick.
+    pub(crate) fn open_ticks(&self, step: u32, generation: u16, now: u64) -> u64 {
+        // The base and cap are at most MAX_TICK (validated), so f64 holds them exactly
+        // enough and the product is finite: powi of a finite multiplier >= 1 may be
+        // infinite, which `min` with the cap clears.
+        let grown = self.base_ticks as f64 * self.multiplier.powi(step as i32);
+        let capped = if grown.is_nan() {
+            self.cap_ticks as f64
+        } else {
+            grown.min(self.cap_ticks as f64)
+        };
+        let jittered = if self.jitter > 0.0 {
+            let r = unit_random(self.seed ^ ((generation as u64) << 48) ^ now);
+            capped * (1.0 - self.jitter * r)
+        } else {
+            capped
+        };
+        // `as` saturates for floats; the ceiling keeps a 1.5 ms time from shrinking.
+        (jittered.ceil() as u64).clamp(1, MAX_TICK)
+    }
+}
+
+/// A uniform number in `[0, 1)` from a seed (splitmix64).
+fn unit_random(seed: u64) -> f64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// What an acquire decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub(crate) enum Acquire {
+    /// Admitted in `generation`; `cause` is set when this acquire also made a transition.
+    Admitted {
+        generation: u16,
+        probe: bool,
+        cause: Option<Cause>,
+    },
+    /// Rejected; the open or lease deadline, if any, is `until` (ticks).
+    RejectedOpen {
+        until: u64,
+    },
+    RejectedHalfOpenFull {
+        until: u64,
+    },
+    RejectedForcedOpen,
+}
+
+/// What recording an outcome decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub(crate) enum Record {
+    /// The outcome changed the counts (or nothing needed to change).
+    Counted { cause: Option<Cause> },
+    /// The permit came from an older generation: nothing changes.
+    Stale,
+}
+
+/// Acquire in any state but closed (closed admits without a write and is inlined in the
+/// breaker; it is handled here too so the model and loom can use one function).
+pub(crate) fn acquire(s: Snapshot, now: u64, p: &Policy) -> (Acquire, Option<Snapshot>) {
+    match s.state() {
+        State::Closed | State::ForcedClosed => (
+            Acquire::Admitted {
+                generation: s.generation(),
+                probe: false,
+                cause: None,
+            },
+            None,
+        ),
+        State::ForcedOpen => (Acquire::RejectedForcedOpen, None),
+        State::Open => {
+            let deadline = s.deadline_bits();
+            if now < deadline {
+                return (Acquire::RejectedOpen { until: deadline }, None);
+            }
+            let generation = s.next_generation();
+            let next = half_open_with_probe(generation, s.backoff(), now, p);
+            (
+                Acquire::Admitted {
+                    generation,
+                    probe: true,
+                    cause: Some(Cause::OpenTimeElapsed),
+                },
+                Some(next),
+            )
+        }
+        State::HalfOpen => {
+            let probes = s.probes_bits();
+            if probes < p.half_open_max_calls as u64 {
+                let next = s
+                    .with_probes_bits(probes + 1)
+                    .with_lease_bits(lease_units(now, p));
+                return (
+                    Acquire::Admitted {
+                        generation: s.generation(),
+                        probe: true,
+                        cause: None,
+                    },
+                    Some(next),
+                );
+            }
+            let lease = s.lease_bits() << LEASE_UNIT_SHIFT;
+            if now < lease {
+                return (Acquire::RejectedHalfOpenFull { until: lease }, None);
+            }
+            let generation = s.next_generation();
+            let next = half_open_with_probe(generation, s.backoff(), now, p);
+            (
+                Acquire::Admitted {
+                    generation,
+                    probe: true,
+                    cause: Some(Cause::ProbeLeaseExpired {
+                        probes_lost: probes as u32,
+                    }),
+                },
+                Some(next),
+            )
+        }
+    }
+}
+
+fn half_open_with_probe(generation: u16, backoff: u32, now: u64, p: &Policy) -> Snapshot {
+    Snapshot::new(State::HalfOpen, generation, backoff)
+        .with_successes_bits(0)
+        .with_probes_bits(1)
+        .with_lease_bits(lease_units(now, p))
+}
+
+/// `now + lease` in lease units, rounded up, saturating.
+fn lease_units(now: u64, p: &Policy) -> u64 {
+    let until = now.saturating_add(p.probe_lease_ticks).min(MAX_TICK);
+    until.div_ceil(1 << LEASE_UNIT_SHIFT).min(MAX_LEASE)
+}
+
+/// Record `outcome` for a permit admitted in `generation`.
+pub(crate) fn record(
+    s: Snapshot,
+    generation: u16,
+    outcome: Outcome,
+    now: u64,
+    p: &Policy,
+) -> (Record, Option<Snapshot>) {
+    if s.generation() != generation {
+        return (Record::Stale, None);
+    }
+    let counted = |cause| Record::Counted { cause };
+    match (s.state(), outcome) {
+        (State::Closed, Outcome::Success) => {
+            if s.failures_bits() == 0 {
+                (counted(None), None)
+            } else {
+                (counted(None), Some(s.with_failures_bits(0)))
+            }
+        }
+        (State::Closed, Outcome::Failure) => {
+            let failures = s.failures_bits() + 1;
+            if failures >= p.failure_threshold as u64 {
+                let generation = s.next_generation();
+                let next = open(generation, 0, now, p);
+                (
+                    counted(Some(Cause::ConsecutiveFailures {
+                        failures: failures as u32,
+                    })),
+                    Some(next),
+                )
+            } else {
+                (counted(None), Some(s.with_failures_bits(failures)))
+            }
+        }
+        (State::HalfOpen, Outcome::Success) => {
+            let successes = s.successes_bits() + 1;
+            if successes >= p.success_threshold as u64 {
+                let next = Snapshot::new(State::Closed, s.next_generation(), 0);
+                (
+                    counted(Some(Cause::ProbesSucceeded {
+                        successes: successes as u32,
+                    })),
+                    Some(next),
+                )
+            } else {
+                let next = s
+                    .with_successes_bits(successes)
+                    .with_probes_bits(s.probes_bits().saturating_sub(1));
+                (counted(None), Some(next))
+            }
+        }
+        (State::HalfOpen, Outcome::Failure) => {
+            let backoff = (s.backoff() + 1).min(MAX_BACKOFF);
+            let next = open(s.next_generation(), backoff, now, p);
+            (counted(Some(Cause::ProbeFailed { backoff })), Some(next))
+        }
+        (State::HalfOpen, Outcome::Ignored) => {
+            let next = s.with_probes_bits(s.probes_bits().saturating_sub(1));
+            (counted(None), Some(next))
+        }
+        // Closed: an ignored call changes nothing. Forced closed counts nothing toward a
+        // trip. Open and forced open admit no permits of their own generation.
+        (State::Closed, Outcome::Ignored)
+        | (State::ForcedClosed, _)
+        | (State::Open, _)
+        | (State::ForcedOpen, _) => (counted(None), None),
+    }
+}
+
+fn open(generation: u16, backoff: u32, now: u64, p: &Policy) -> Snapshot {
+    let ticks = p.open.open_ticks(backoff, generation, now);
+    Snapshot::new(State::Open, generation, backoff)
+        .with_deadline_bits(now.saturating_add(ticks).min(MAX_TICK))
+}
+
+/// A manual command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Command {
+    ForceOpen,
+    ForceClosed,
+    Reset,
+}
+
+/// Apply a manual command. Returns the transition's cause, if the state changed; a reset of
+/// a closed breaker only clears its failure count (no transition).
+pub(crate) fn command(s: Snapshot, c: Command) -> (Option<Cause>, Option<Snapshot>) {
+    let (target, cause) = match c {
+        Command::ForceOpen => (State::ForcedOpen, Cause::ForcedOpen),
+        Command::ForceClosed => (State::ForcedClosed, Cause::ForcedClosed),
+        Command::Reset => (State::Closed, Cause::Reset),
+    };
+    if s.state() == target {
+        if target == State::Closed && s.failures_bits() != 0 {
+            return (None, Some(s.with_failures_bits(0)));
+        }
+        return (None, None);
+    }
+    (
+        Some(cause),
+        Some(Snapshot::new(target, s.next_generation(), 0)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn policy() -> Policy {
+        Policy {
+            failure_threshold: 3,
+            success_threshold: 2,
+            half_open_max_calls: 2,
+            probe_lease_ticks: 1_000,
+            open: OpenPolicy {
+                base_ticks: 100,
+                multiplier: 2.0,
+                cap_ticks: 1_000,
+                jitter: 0.0,
+                seed: 7,
+            },
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fields_round_trip(
+            generation in 0u16..=GENERATION_MASK,
+            backoff in 0u32..=MAX_BACKOFF,
+            failures in any::<u32>(),
+            deadline in 0u64..=MAX_TICK,
+            successes in 0u64..=127,
+            probes in 0u64..=127,
+            lease in 0u64..=MAX_LEASE,
+        ) {
+            let closed = Snapshot::new(State::Closed, generation, backoff).with_failures_bits(failures as u64);
+            prop_assert_eq!(closed.state(), State::Closed);
+            prop_assert_eq!(closed.generation(), generation);
+            prop_assert_eq!(closed.backoff(), backoff);
+            prop_assert_eq!(closed.failures(), failures);
+            prop_assert_eq!(closed.0 >> (FAILURES_SHIFT + FAILURES_WIDTH), 0);
+
+            let open = Snapshot::new(State::Open, generation, backoff).with_deadline_bits(deadline);
+            prop_assert_eq!(open.state(), State::Open);
+            prop_assert_eq!(open.generation(), generation);
+            prop_assert_eq!(open.backoff(), backoff);
+            prop_assert_eq!(open.deadline(), Some(deadline));
+            prop_assert_eq!(open.0 >> (DEADLINE_SHIFT + DEADLINE_WIDTH), 0);
+
+            let half = Snapshot::new(State::HalfOpen, generation, backoff)
+                .with_successes_bits(successes)
+                .with_probes_bits(probes)
+                .with_lease_bits(lease);
+            prop_assert_eq!(half.state(), State::HalfOpen);
+            prop_assert_eq!(half.generation(), generation);
+            prop_assert_eq!(half.backoff(), backoff);
+            prop_assert_eq!(half.successes() as u64, successes);
+            prop_assert_eq!(half.probes() as u64, probes);
+            prop_assert_eq!(half.lease_deadline(), Some(lease << LEASE_UNIT_SHIFT));
+        }
+
+        #[test]
+        fn open_ticks_stay_in_range(
+            base in 1u64..=MAX_TICK,
+            extra in 0u64..=MAX_TICK,
+            multiplier in 1.0f64..1e6,
+            jitter in 0.0f64..=1.0,
+            step in 0u32..=MAX_BACKOFF,
+            generation in any::<u16>(),
+            now in any::<u64>(),
+        ) {
+            let cap = base.saturating_add(extra).min(MAX_TICK);
+            let p = OpenPolicy { base_ticks: base, multiplier, cap_ticks: cap, jitter, seed: 1 };
+            let t = p.open_ticks(step, generation, now);
+            prop_assert!(t >= 1 && t <= cap, "{t} not in 1..={cap}");
+            if jitter == 0.0 && step == 0 {
+                prop_assert_eq!(t, base);
+            }
+        }
+    }
+
+    #[test]
+    fn setters_cut_to_width() {
+        let s = Snapshot::INITIAL.with_generation_bits(u64::MAX);
+        assert_eq!(s.generation(), GENERATION_MASK);
+        assert_eq!(s.state(), State::Closed);
+        assert_eq!(s.failures(), 0);
+        assert_eq!(s.0, (GENERATION_MASK as u64) << GENERATION_SHIFT);
+    }
+
+    #[test]
+    fn generation_wraps() {
+        let s = Snapshot::new(State::Closed, GENERATION_MASK, 0);
+        let (_, next) = command(s, Command::ForceOpen);
+        assert_eq!(next.unwrap().generation(), 0);
+    }
+
+    #[test]
+    fn debug_decodes_every_field() {
+        let s = Snapshot::new(State::HalfOpen, 5, 2)
+            .with_successes_bits(1)
+            .with_probes_bits(2)
+            .with_lease_bits(3);
+        assert_eq!(
+            format!("{s:?}"),
+            "Snapshot { state: HalfOpen, generation: 5, backoff: 2, successes: 1, probes: 2, \
+             lease: Some(768), raw: 0x000000030404402a }"
+        );
+    }
+
+    #[test]
+    fn exponential_open_time_grows_and_caps() {
+        let p = policy().open;
+        assert_eq!(p.open_ticks(0, 0, 0), 100);
+        assert_eq!(p.open_ticks(1, 0, 0), 200);
+        assert_eq!(p.open_ticks(3, 0, 0), 800);
+        assert_eq!(p.open_ticks(4, 0, 0), 1_000);
+        assert_eq!(p.open_ticks(MAX_BACKOFF, 0, 0), 1_000);
+    }
+
+    #[test]
+    fn jitter_shortens_within_ratio_and_is_deterministic() {
+        let mut p = policy().open;
+        p.jitter = 0.5;
+        let mut seen = std::collections::BTreeSet::new();
+        for now in 0..200 {
+            let t = p.open_ticks(0, 1, now);
+            assert!((50..=100).contains(&t), "{t}");
+            assert_eq!(t, p.open_ticks(0, 1, now));
+            seen.insert(t);
+        }
+        assert!(seen.len() > 20, "jitter should spread: {seen:?}");
+    }
+
+    #[test]
+    fn lease_rounds_up_to_its_unit_and_saturates() {
+        let p = policy();
+        assert_eq!(lease_units(0, &p), 4); // 1000 ms -> 1024
+        assert_eq!(lease_units(24, &p), 4); // 1024 exactly
+        assert_eq!(lease_units(25, &p), 5);
+        assert_eq!(lease_units(u64::MAX, &p), MAX_LEASE);
+        // The largest lease is still a tick the saturated clock reaches.
+        assert_eq!(
+            lease_units(MAX_TICK, &p) << LEASE_UNIT_SHIFT,
+            MAX_TICK + 1 - 256
+        );
+    }
+
+    #[test]
+    fn open_deadline_saturates_at_max_tick() {
+        let p = policy();
+        let s = Snapshot::new(State::Closed, 0, 0).with_failures_bits(2);
+        let (_, next) = record(s, 0, Outcome::Failure, MAX_TICK - 10, &p);
+        let next = next.unwrap();
+        assert_eq!(next.deadline(), Some(MAX_TICK));
+        // At the edge, time stands still at MAX_TICK and the open time has ended.
+        let (a, _) = acquire(next, MAX_TICK, &p);
+        assert!(matches!(a, Acquire::Admitted { probe: true, .. }));
+    }
+}
