@@ -1,0 +1,1 @@
+//! Loom models of the cutout core; see `run.sh`. Without `--cfg cutout_loom` this crate is empty.
