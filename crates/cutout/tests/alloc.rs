@@ -1,0 +1,123 @@
+//! A counting global allocator: no call allocates, in any state.
+
+// A global allocator is unsafe to implement; this test binary is the one place that does.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use cutout::{CircuitBreaker, ManualClock, Outcome, State};
+
+struct Counting;
+
+thread_local! {
+    // Per thread, so tests running in parallel do not see each other's allocations.
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_in(f: impl FnOnce()) -> u64 {
+    let before = ALLOCATIONS.with(Cell::get);
+    f();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+fn breaker(clock: &ManualClock) -> CircuitBreaker {
+    CircuitBreaker::builder()
+        .failure_threshold(3)
+        .half_open_max_calls(2)
+        .success_threshold(2)
+        .open_duration(Duration::from_millis(100))
+        .on_transition(|_| {})
+        .build_with_clock(clock.clone())
+        .unwrap()
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    assert_eq!(
+        allocations_in(|| drop(std::hint::black_box(Box::new(1u64)))),
+        1
+    );
+}
+
+#[test]
+fn no_call_allocates_in_any_state() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock);
+    // Warm up: the thread's shard index is set on first use.
+    b.try_acquire().unwrap().record(Outcome::Success);
+
+    let n = allocations_in(|| {
+        for _ in 0..1_000 {
+            b.try_acquire().unwrap().record(Outcome::Success); // closed success
+            b.try_acquire().unwrap().record(Outcome::Failure); // closed failure
+            b.try_acquire().unwrap().record(Outcome::Success);
+            drop(b.try_acquire().unwrap()); // cancelled
+            let _ = b.call(|| Ok::<_, ()>(()));
+        }
+    });
+    assert_eq!(n, 0, "closed");
+
+    let n = allocations_in(|| {
+        for _ in 0..3 {
+            b.try_acquire().unwrap().record(Outcome::Failure); // trip
+        }
+        assert_eq!(b.state(), State::Open);
+        for _ in 0..1_000 {
+            assert!(b.try_acquire().is_err()); // open reject
+        }
+        clock.advance(Duration::from_millis(100));
+        let p1 = b.try_acquire().unwrap(); // open -> half-open
+        let p2 = b.try_acquire().unwrap();
+        assert!(b.try_acquire().is_err()); // half-open full
+        p1.record(Outcome::Ignored);
+        drop(p2);
+        b.try_acquire().unwrap().record(Outcome::Success);
+        b.try_acquire().unwrap().record(Outcome::Success); // -> closed
+        assert_eq!(b.state(), State::Closed);
+        b.force_open();
+        assert!(b.try_acquire().is_err());
+        b.force_closed();
+        b.try_acquire().unwrap().record(Outcome::Failure);
+        b.reset();
+        let _ = b.stats();
+    });
+    assert_eq!(n, 0, "open, half-open, transitions, manual control");
+}
+
+#[test]
+fn owned_permits_and_async_calls_do_not_allocate() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock);
+    b.try_acquire().unwrap().record(Outcome::Success);
+    let mut cx = Context::from_waker(Waker::noop());
+    let n = allocations_in(|| {
+        for _ in 0..1_000 {
+            b.try_acquire_owned().unwrap().record(Outcome::Success);
+            let call = pin!(b.call_async(async { Ok::<_, ()>(1) }));
+            assert_eq!(call.poll(&mut cx), Poll::Ready(Ok(1)));
+        }
+    });
+    assert_eq!(n, 0);
+}
