@@ -1,0 +1,578 @@
+//! Loom models of the cutout core, driving its public API.
+//!
+//! Built only with `--cfg cutout_loom` (see `../run.sh`): the core then takes its atomics
+//! from loom, and loom runs every model under every interleaving of the state word's
+//! loads and compare-exchanges (up to `LOOM_MAX_PREEMPTIONS` preemptions).
+//!
+//! Time comes from a [`ManualClock`], moved only by the model's main thread before it
+//! spawns or after it joins, so each model's threads see one fixed time. Listeners count
+//! with std types; loom runs its threads one at a time on one OS thread, and no listener
+//! blocks, so they never contend.
+//!
+//! Every model ends with [`Fixture::settled`], which checks what must hold once calls are
+//! quiet: the counters add up, every transition was reported exactly once (the generation
+//! counts them), `trips` equals the transitions into open, the state is the last
+//! transition's target, and no probe slot is held.
+
+#![cfg(cutout_loom)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cutout::{
+    Builder, CallError, Cause, CircuitBreaker, Listener, ManualClock, Outcome, OwnedPermit,
+    Rejected, State, Stats, Transition,
+};
+use loom::thread;
+
+/// The open time of every model's breaker (constant, no jitter).
+const OPEN: Duration = Duration::from_secs(1);
+/// The probe lease of every model's breaker (1024 ms once rounded to its 256 ms unit).
+const LEASE: Duration = Duration::from_secs(1);
+
+/// Records every transition it is told of.
+#[derive(Debug, Default)]
+struct Log {
+    transitions: Mutex<Vec<Transition>>,
+    call_events: bool,
+}
+
+impl Listener for Log {
+    fn on_transition(&self, _breaker: &str, transition: &Transition) {
+        self.transitions
+            .lock()
+            .expect("no listener panics while holding the log")
+            .push(*transition);
+    }
+
+    fn wants_call_events(&self) -> bool {
+        self.call_events
+    }
+}
+
+impl Log {
+    /// Every transition, in the order they happened.
+    ///
+    /// Each is reported once, by the thread whose compare-exchange made it, after the write:
+    /// a thread preempted between its write and its report may report after a later
+    /// transition. The generation orders them (the models never wrap it).
+    fn all(&self) -> Vec<Transition> {
+        let mut all = self
+            .transitions
+            .lock()
+            .expect("no listener panics while holding the log")
+            .clone();
+        all.sort_by_key(|t| t.generation);
+        all
+    }
+
+    fn edges(&self) -> Vec<(State, State, Cause)> {
+        self.all().iter().map(|t| (t.from, t.to, t.cause)).collect()
+    }
+
+    fn count(&self, cause: impl Fn(&Cause) -> bool) -> usize {
+        self.all().iter().filter(|t| cause(&t.cause)).count()
+    }
+}
+
+struct Fixture {
+    breaker: CircuitBreaker,
+    clock: ManualClock,
+    log: Arc<Log>,
+}
+
+impl Fixture {
+    /// A breaker with `OPEN`, `LEASE` and the given settings, on a clock at zero.
+    fn new(configure: impl FnOnce(Builder) -> Builder) -> Self {
+        Self::with_call_events(false, configure)
+    }
+
+    /// As [`Fixture::new`]; `call_events` makes the listener ask for per-call events, which
+    /// sends every record through the breaker's slow path.
+    fn with_call_events(call_events: bool, configure: impl FnOnce(Builder) -> Builder) -> Self {
+        let clock = ManualClock::new();
+        let log = Arc::new(Log {
+            transitions: Mutex::new(Vec::new()),
+            call_events,
+        });
+        let builder = CircuitBreaker::builder()
+            .open_duration(OPEN)
+            .probe_lease(LEASE)
+            .listener(log.clone());
+        let breaker = configure(builder)
+            .build_with_clock(clock.clone())
+            .expect("the models' settings are valid");
+        Self {
+            breaker,
+            clock,
+            log,
+        }
+    }
+
+    /// Trips the breaker (threshold 1) from the main thread and lets the open time pass.
+    fn trip_and_wait(&self) {
+        assert_eq!(
+            self.breaker.call(|| Err::<(), _>("down")),
+            Err(CallError::Inner("down"))
+        );
+        assert_eq!(self.breaker.state(), State::Open);
+        self.clock.advance(OPEN);
+    }
+
+    /// What must hold once every call is done; `attempts` is every acquire ever made.
+    fn settled(&self, attempts: u64) -> Stats {
+        let s = self.breaker.stats();
+        let log = self.log.all();
+        assert_eq!(
+            s.admitted,
+            s.successes + s.failures + s.ignored,
+            "every admitted call reports one outcome: {s:?}"
+        );
+        assert_eq!(s.admitted + s.rejected, attempts, "{s:?}");
+        assert_eq!(
+            usize::from(s.generation),
+            log.len(),
+            "one generation per transition, each reported once: {s:?} {log:?}"
+        );
+        assert_eq!(
+            s.trips,
+            log.iter().filter(|t| t.to == State::Open).count() as u64,
+            "{s:?} {log:?}"
+        );
+        assert_eq!(
+            s.state,
+            log.last().map_or(State::Closed, |t| t.to),
+            "{s:?} {log:?}"
+        );
+        assert_eq!(s.probes_in_flight, 0, "every slot back: {s:?}");
+        for pair in log.windows(2) {
+            assert_eq!(pair[0].to, pair[1].from, "transitions chain: {log:?}");
+            assert_eq!(pair[0].generation + 1, pair[1].generation, "{log:?}");
+        }
+        s
+    }
+}
+
+/// `n` threads each make one call that fails; the breaker trips at 2.
+fn threads_fail_at_once(call_events: bool) {
+    loom::model(move || {
+        let f = Fixture::with_call_events(call_events, |b| b.failure_threshold(2));
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let breaker = f.breaker.clone();
+                thread::spawn(move || breaker.call(|| Err::<(), _>(())))
+            })
+            .collect();
+        let mut admitted = 0;
+        for h in handles {
+            match h.join().expect("no model thread panics") {
+                Err(CallError::Inner(())) => admitted += 1,
+                Err(CallError::Rejected(Rejected::Open { retry_after })) => {
+                    assert_eq!(retry_after, OPEN)
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // The first two failures trip it; the rejected calls came after the trip.
+        assert!(admitted >= 2, "{admitted}");
+        assert_eq!(
+            f.log.edges(),
+            [(
+                State::Closed,
+                State::Open,
+                Cause::ConsecutiveFailures { failures: 2 }
+            )]
+        );
+        let s = f.settled(3);
+        assert_eq!(s.trips, 1);
+        assert_eq!(s.admitted, admitted);
+        assert_eq!(s.failures, admitted);
+        // A failure admitted before the trip and reported after it is stale.
+        assert_eq!(s.stale, admitted - 2);
+        assert_eq!(s.rejected, 3 - admitted);
+    });
+}
+
+#[test]
+fn threads_failing_at_once_trip_exactly_once() {
+    threads_fail_at_once(false);
+}
+
+#[test]
+fn threads_failing_at_once_trip_exactly_once_with_call_events() {
+    threads_fail_at_once(true);
+}
+
+/// Three callers race for two probe slots; nobody reports while they race.
+#[test]
+fn half_open_admits_exactly_n_racing_callers() {
+    loom::model(|| {
+        let f = Fixture::new(|b| {
+            b.failure_threshold(1)
+                .half_open_max_calls(2)
+                .success_threshold(2)
+        });
+        f.trip_and_wait();
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let breaker = f.breaker.clone();
+                thread::spawn(move || breaker.try_acquire_owned())
+            })
+            .collect();
+        let mut permits: Vec<OwnedPermit> = Vec::new();
+        let mut rejected = 0;
+        for h in handles {
+            match h.join().expect("no model thread panics") {
+                Ok(p) => permits.push(p),
+                Err(Rejected::HalfOpenFull { retry_after }) => {
+                    // Lease: 1000 ms from t = 1000, rounded up to 2048.
+                    assert_eq!(retry_after, Duration::from_millis(1048));
+                    rejected += 1;
+                }
+                Err(other) => panic!("unexpected {other}"),
+            }
+        }
+        assert_eq!((permits.len(), rejected), (2, 1));
+        assert!(permits.iter().all(|p| p.generation() == 2));
+        let s = f.breaker.stats();
+        assert_eq!((s.state, s.probes_in_flight), (State::HalfOpen, 2));
+        assert_eq!(f.log.count(|c| *c == Cause::OpenTimeElapsed), 1);
+
+        // One probe succeeds, one is dropped (cancelled): both slots come back.
+        permits.pop().expect("two permits").record(Outcome::Success);
+        drop(permits);
+        let s = f.settled(4);
+        assert_eq!((s.state, s.half_open_successes), (State::HalfOpen, 1));
+        assert_eq!((s.successes, s.failures, s.ignored), (1, 1, 1));
+    });
+}
+
+/// Three threads each take a probe (two slots) and finish it differently: success,
+/// failure, drop. No more than two are ever in flight, and every slot comes back.
+#[test]
+fn half_open_probes_finish_fail_or_drop() {
+    loom::model(|| {
+        let f = Fixture::new(|b| {
+            b.failure_threshold(1)
+                .half_open_max_calls(2)
+                .success_threshold(2)
+        });
+        f.trip_and_wait();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let finishes: [Option<Outcome>; 3] = [Some(Outcome::Success), Some(Outcome::Failure), None];
+        let handles: Vec<_> = finishes
+            .into_iter()
+            .map(|finish| {
+                let breaker = f.breaker.clone();
+                let in_flight = in_flight.clone();
+                thread::spawn(move || {
+                    let Ok(permit) = breaker.try_acquire() else {
+                        return false;
+                    };
+                    // Counted after admission, uncounted before release: never above the
+                    // probes the breaker holds.
+                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    assert!(now <= 2, "{now} probes in flight");
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    match finish {
+                        Some(outcome) => permit.record(outcome),
+                        None => drop(permit),
+                    }
+                    true
+                })
+            })
+            .collect();
+        let admitted: Vec<bool> = handles
+            .into_iter()
+            .map(|h| h.join().expect("no model thread panics"))
+            .collect();
+        let s = f.settled(4);
+        // Only the failing probe can re-open; nothing else moves the state.
+        if admitted[1] {
+            assert_eq!(s.state, State::Open);
+            assert_eq!(s.backoff_step, 1);
+            assert_eq!(
+                f.log.edges().last(),
+                Some(&(
+                    State::HalfOpen,
+                    State::Open,
+                    Cause::ProbeFailed { backoff: 1 }
+                ))
+            );
+        } else {
+            assert_eq!(s.state, State::HalfOpen);
+            assert_eq!(s.trips, 1);
+        }
+        assert_eq!(
+            s.admitted,
+            1 + admitted.iter().filter(|a| **a).count() as u64
+        );
+    });
+}
+
+/// Two probes out (two slots, one success closes); their success and failure race.
+/// Exactly one decides, the other is stale.
+#[test]
+fn success_and_failure_race_in_half_open() {
+    loom::model(|| {
+        let f = Fixture::new(|b| {
+            b.failure_threshold(1)
+                .half_open_max_calls(2)
+                .success_threshold(1)
+        });
+        f.trip_and_wait();
+        let p1 = f.breaker.try_acquire_owned().expect("first probe");
+        let p2 = f.breaker.try_acquire_owned().expect("second probe");
+        let a = thread::spawn(move || p1.record(Outcome::Success));
+        let b = thread::spawn(move || p2.record(Outcome::Failure));
+        a.join().expect("no model thread panics");
+        b.join().expect("no model thread panics");
+        let s = f.settled(3);
+        assert_eq!(s.stale, 1);
+        match s.state {
+            State::Closed => {
+                assert_eq!(
+                    f.log.edges().last(),
+                    Some(&(
+                        State::HalfOpen,
+                        State::Closed,
+                        Cause::ProbesSucceeded { successes: 1 }
+                    ))
+                );
+                assert_eq!((s.trips, s.backoff_step), (1, 0));
+            }
+            State::Open => {
+                assert_eq!(
+                    f.log.edges().last(),
+                    Some(&(
+                        State::HalfOpen,
+                        State::Open,
+                        Cause::ProbeFailed { backoff: 1 }
+                    ))
+                );
+                assert_eq!((s.trips, s.backoff_step), (2, 1));
+            }
+            other => panic!("unexpected {other}"),
+        }
+    });
+}
+
+/// The only probe's lease has run out. Its late result races a new caller, which gives
+/// the probe up. `late` is the late result.
+fn lease_expiry_races_late_result(late: Outcome) {
+    loom::model(move || {
+        let f = Fixture::new(|b| b.failure_threshold(1).half_open_max_calls(1));
+        f.trip_and_wait();
+        let probe = f.breaker.try_acquire_owned().expect("the probe");
+        // The lease ends at 2048 ms; now is 3000 ms.
+        f.clock.advance(Duration::from_secs(2));
+        let a = thread::spawn(move || probe.record(late));
+        let breaker = f.breaker.clone();
+        let b = thread::spawn(move || match breaker.try_acquire() {
+            Ok(p) => {
+                p.record(Outcome::Success);
+                true
+            }
+            Err(Rejected::Open { .. }) => false,
+            Err(other) => panic!("unexpected {other}"),
+        });
+        a.join().expect("no model thread panics");
+        let b_admitted = b.join().expect("no model thread panics");
+        let s = f.settled(3);
+        let expired = f
+            .log
+            .count(|c| *c == Cause::ProbeLeaseExpired { probes_lost: 1 });
+        // Given up first: the late result is stale, whatever it says.
+        assert_eq!(s.stale, expired as u64);
+        match (expired, late) {
+            (1, _) => {
+                assert!(b_admitted);
+                assert_eq!(s.state, State::Closed);
+                assert_eq!(s.trips, 1);
+            }
+            (0, Outcome::Success) => {
+                // The late success closed it; the new caller went through closed.
+                assert!(b_admitted);
+                assert_eq!(s.state, State::Closed);
+                assert_eq!(s.generation, 3);
+            }
+            (0, Outcome::Failure) => {
+                // The late failure re-opened it (for another second): the caller is refused.
+                assert!(!b_admitted);
+                assert_eq!((s.state, s.trips, s.backoff_step), (State::Open, 2, 1));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn lease_expiry_races_late_success() {
+    lease_expiry_races_late_result(Outcome::Success);
+}
+
+#[test]
+fn lease_expiry_races_late_failure() {
+    lease_expiry_races_late_result(Outcome::Failure);
+}
+
+/// Two results from generation 0 (closed, before a trip) race a probe that moves the
+/// breaker through half-open. Neither changes any state: a counted failure would re-open,
+/// a counted success would close (two successes needed, one real).
+#[test]
+fn old_generation_results_race_transitions() {
+    loom::model(|| {
+        let f = Fixture::new(|b| {
+            b.failure_threshold(1)
+                .half_open_max_calls(2)
+                .success_threshold(2)
+        });
+        let old_failure = f.breaker.try_acquire_owned().expect("closed admits");
+        let old_success = f.breaker.try_acquire_owned().expect("closed admits");
+        f.trip_and_wait();
+        let a = thread::spawn(move || old_failure.record(Outcome::Failure));
+        let b = thread::spawn(move || old_success.record(Outcome::Success));
+        let breaker = f.breaker.clone();
+        let c = thread::spawn(move || breaker.call(|| Ok::<_, ()>(())));
+        a.join().expect("no model thread panics");
+        b.join().expect("no model thread panics");
+        assert_eq!(c.join().expect("no model thread panics"), Ok(()));
+        let s = f.settled(4);
+        assert_eq!(s.stale, 2);
+        assert_eq!(
+            (s.state, s.half_open_successes, s.trips),
+            (State::HalfOpen, 1, 1)
+        );
+        assert_eq!(
+            f.log.edges(),
+            [
+                (
+                    State::Closed,
+                    State::Open,
+                    Cause::ConsecutiveFailures { failures: 1 }
+                ),
+                (State::Open, State::HalfOpen, Cause::OpenTimeElapsed),
+            ]
+        );
+    });
+}
+
+/// `force_open` then `reset` race a failing and a succeeding call (threshold 1).
+#[test]
+fn force_open_and_reset_race_traffic() {
+    loom::model(|| {
+        let f = Fixture::new(|b| b.failure_threshold(1));
+        let breaker = f.breaker.clone();
+        let admin = thread::spawn(move || {
+            breaker.force_open();
+            breaker.reset();
+        });
+        let calls: Vec<_> = [false, true]
+            .into_iter()
+            .map(|ok| {
+                let breaker = f.breaker.clone();
+                thread::spawn(move || breaker.call(|| if ok { Ok(()) } else { Err(()) }))
+            })
+            .collect();
+        admin.join().expect("no model thread panics");
+        let mut rejected = 0;
+        for h in calls {
+            match h.join().expect("no model thread panics") {
+                Ok(()) | Err(CallError::Inner(())) => {}
+                Err(CallError::Rejected(Rejected::ForcedOpen | Rejected::Open { .. })) => {
+                    rejected += 1
+                }
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        let s = f.settled(2);
+        assert_eq!(s.rejected, rejected);
+        let edges = f.log.edges();
+        // The admin's two transitions happen exactly once each, in order.
+        assert_eq!(f.log.count(|c| *c == Cause::ForcedOpen), 1);
+        assert_eq!(f.log.count(|c| *c == Cause::Reset), 1);
+        // A trip can only come from the one failing call.
+        assert!(s.trips <= 1);
+        match s.state {
+            State::Closed => assert_eq!(
+                edges.last(),
+                Some(&(State::ForcedOpen, State::Closed, Cause::Reset))
+            ),
+            State::Open => assert_eq!(
+                edges.last(),
+                Some(&(
+                    State::Closed,
+                    State::Open,
+                    Cause::ConsecutiveFailures { failures: 1 }
+                ))
+            ),
+            other => panic!("unexpected {other}"),
+        }
+    });
+}
+
+/// `force_closed` races a thread failing twice (threshold 1): once forced closed, nothing
+/// trips, and forced closed is where it ends.
+#[test]
+fn force_closed_races_failures() {
+    loom::model(|| {
+        let f = Fixture::new(|b| b.failure_threshold(1));
+        let breaker = f.breaker.clone();
+        let admin = thread::spawn(move || breaker.force_closed());
+        let breaker = f.breaker.clone();
+        let caller = thread::spawn(move || {
+            [(); 2].map(|()| match breaker.call(|| Err::<(), _>(())) {
+                Err(CallError::Inner(())) => true,
+                Err(CallError::Rejected(Rejected::Open { .. })) => false,
+                other => panic!("unexpected {other:?}"),
+            })
+        });
+        admin.join().expect("no model thread panics");
+        let admitted = caller.join().expect("no model thread panics");
+        let s = f.settled(2);
+        assert_eq!((s.state, s.consecutive_failures), (State::ForcedClosed, 0));
+        assert_eq!(f.log.count(|c| *c == Cause::ForcedClosed), 1);
+        // The first call is always admitted. It trips the breaker only if it reports
+        // before the force; the second is refused only if it also comes before the force.
+        assert!(admitted[0]);
+        assert_eq!(s.rejected, u64::from(!admitted[1]));
+        if !admitted[1] {
+            assert_eq!(s.trips, 1);
+        }
+        // The first failure trips (reported before the force), is stale (admitted before,
+        // reported after) or counts nothing (admitted after); the second is never stale.
+        assert!(s.trips + s.stale <= 1, "{s:?}");
+    });
+}
+
+/// Closed traffic of every kind from two threads, one of them resetting: the counters add
+/// up and a failure never trips below the threshold.
+#[test]
+fn closed_counters_add_up() {
+    loom::model(|| {
+        let f = Fixture::new(|b| b.failure_threshold(3));
+        let breaker = f.breaker.clone();
+        let a = thread::spawn(move || {
+            assert_eq!(breaker.call(|| Err::<(), _>(())), Err(CallError::Inner(())));
+            breaker.reset();
+            drop(breaker.try_acquire().expect("closed admits"));
+        });
+        let breaker = f.breaker.clone();
+        let b = thread::spawn(move || {
+            assert_eq!(breaker.call(|| Err::<(), _>(())), Err(CallError::Inner(())));
+            assert_eq!(breaker.call(|| Ok::<_, ()>(7)), Ok(7));
+        });
+        a.join().expect("no model thread panics");
+        b.join().expect("no model thread panics");
+        let s = f.settled(4);
+        assert_eq!(
+            (s.successes, s.failures, s.ignored, s.rejected),
+            (1, 2, 1, 0)
+        );
+        assert_eq!((s.state, s.trips, s.generation), (State::Closed, 0, 0));
+        // Each failure is followed, in its own thread, by a reset or a success, which
+        // clears the count whatever came between.
+        assert_eq!(s.consecutive_failures, 0, "{s:?}");
+    });
+}
