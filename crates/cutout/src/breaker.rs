@@ -64,8 +64,12 @@ pub(crate) struct Shared {
     trips: StdAtomicU64,
     /// Results from older generations; written only on that slow path.
     stale: StdAtomicU64,
+    /// Half-open probes admitted; written only on that slow path.
+    probes: StdAtomicU64,
     /// Whether any listener wants per-call events.
     call_events: bool,
+    /// Whether any listener wants an event for every recorded outcome.
+    record_events: bool,
     policy: Policy,
     origin: Duration,
     clock: Arc<dyn Clock>,
@@ -81,7 +85,14 @@ impl CircuitBreaker {
 
     pub(crate) fn from_parts(builder: Builder, mut policy: Policy, clock: Arc<dyn Clock>) -> Self {
         let origin = clock.now();
+        let mut builder = builder;
+        // Listeners that needed the final name (see `Builder::listener_with`).
+        for make in std::mem::take(&mut builder.named_listeners) {
+            let listener = make(&builder.name);
+            builder.listeners.push(listener);
+        }
         let call_events = builder.listeners.iter().any(|l| l.wants_call_events());
+        let record_events = builder.listeners.iter().any(|l| l.wants_recorded_events());
         if builder.jitter_seed.is_none() {
             // Breakers built together should not jitter in step: mix in the clock reading
             // and a process-wide count.
@@ -95,7 +106,9 @@ impl CircuitBreaker {
                 counters: Counters::new(),
                 trips: StdAtomicU64::new(0),
                 stale: StdAtomicU64::new(0),
+                probes: StdAtomicU64::new(0),
                 call_events,
+                record_events,
                 policy,
                 origin,
                 clock,
@@ -284,7 +297,48 @@ impl CircuitBreaker {
             rejected: totals.rejected,
             trips: self.shared.trips.load(std::sync::atomic::Ordering::Relaxed),
             stale: self.shared.stale.load(std::sync::atomic::Ordering::Relaxed),
+            probes: self
+                .shared
+                .probes
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// Takes a [`stats`](Self::stats) snapshot, sends it to every listener
+    /// ([`Listener::on_stats`]) and returns it. Call it where counts are exported on a
+    /// schedule: before rendering a metrics scrape, or from a periodic task. Sums the
+    /// sharded counters once; nothing on the call path changes.
+    ///
+    /// ```
+    /// use cutout::{CircuitBreaker, Listener, Outcome, Stats};
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// #[derive(Default)]
+    /// struct Successes(AtomicU64);
+    ///
+    /// impl Listener for Successes {
+    ///     fn on_stats(&self, _breaker: &str, stats: &Stats) {
+    ///         self.0.store(stats.successes, Ordering::Relaxed);
+    ///     }
+    ///     fn wants_call_events(&self) -> bool {
+    ///         false
+    ///     }
+    /// }
+    ///
+    /// let exported = Arc::new(Successes::default());
+    /// let breaker = CircuitBreaker::builder().listener(exported.clone()).build()?;
+    /// breaker.try_acquire()?.record(Outcome::Success);
+    /// assert_eq!(breaker.publish_stats().successes, 1);
+    /// assert_eq!(exported.0.load(Ordering::Relaxed), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn publish_stats(&self) -> Stats {
+        let stats = self.stats();
+        for l in self.shared.listeners.iter() {
+            l.on_stats(&self.shared.name, &stats);
+        }
+        stats
     }
 
     /// The breaker's clock reading, since the breaker was built.
@@ -361,9 +415,13 @@ impl Shared {
                 if let (Some(cause), Some(next)) = (cause, written) {
                     self.transitioned(prev, next, cause, now);
                 }
-                if probe && self.call_events {
-                    for l in self.listeners.iter() {
-                        l.on_probe_admitted(&self.name, generation);
+                if probe {
+                    self.probes
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if self.call_events {
+                        for l in self.listeners.iter() {
+                            l.on_probe_admitted(&self.name, generation);
+                        }
                     }
                 }
                 Ok(generation)
@@ -400,7 +458,7 @@ impl Shared {
             == (generation as u64) << state::GENERATION_SHIFT
             && (outcome == Outcome::Ignored
                 || (outcome == Outcome::Success && s.failures_bits() == 0));
-        if !unchanged || self.call_events {
+        if !unchanged || self.record_events {
             self.record_slow(s, generation, outcome);
         }
     }
@@ -425,7 +483,7 @@ impl Shared {
         if let (Record::Counted { cause: Some(cause) }, Some(next)) = (decision, written) {
             self.transitioned(prev, next, cause, now);
         }
-        if self.call_events {
+        if self.record_events {
             for l in self.listeners.iter() {
                 l.on_recorded(&self.name, outcome, stale);
             }
@@ -612,4 +670,6 @@ pub struct Stats {
     pub trips: u64,
     /// Outcomes from an older generation, which changed no state.
     pub stale: u64,
+    /// Half-open probes admitted (each is also counted in `admitted`).
+    pub probes: u64,
 }

@@ -179,7 +179,11 @@ pub struct Builder {
     pub(crate) probe_lease: Duration,
     pub(crate) jitter_seed: Option<u64>,
     pub(crate) listeners: Vec<Arc<dyn Listener>>,
+    pub(crate) named_listeners: Vec<NamedListener>,
 }
+
+/// Makes a listener from the breaker's final name, at build time.
+pub(crate) type NamedListener = Arc<dyn Fn(&str) -> Arc<dyn Listener> + Send + Sync>;
 
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -191,7 +195,10 @@ impl fmt::Debug for Builder {
             .field("open", &self.open)
             .field("probe_lease", &self.probe_lease)
             .field("jitter_seed", &self.jitter_seed)
-            .field("listeners", &self.listeners.len())
+            .field(
+                "listeners",
+                &(self.listeners.len() + self.named_listeners.len()),
+            )
             .finish()
     }
 }
@@ -212,6 +219,7 @@ impl Default for Builder {
             probe_lease: Duration::from_secs(30),
             jitter_seed: None,
             listeners: Vec::new(),
+            named_listeners: Vec::new(),
         }
     }
 }
@@ -311,6 +319,43 @@ impl Builder {
     /// called synchronously by the thread that caused the event.
     pub fn listener(mut self, listener: impl Listener) -> Self {
         self.listeners.push(Arc::new(listener));
+        self
+    }
+
+    /// Adds a listener made when the breaker is built, from the breaker's final name
+    /// (whatever order the builder's methods are called in): for listeners that set up
+    /// something per breaker, such as metric handles. `make` is called once per
+    /// [`build`](Self::build); the listeners it makes are called after those added with
+    /// [`listener`](Self::listener).
+    ///
+    /// ```
+    /// use cutout::{CircuitBreaker, Listener, Transition};
+    ///
+    /// struct Log(String);
+    ///
+    /// impl Listener for Log {
+    ///     fn on_transition(&self, _breaker: &str, t: &Transition) {
+    ///         println!("{}: {t}", self.0);
+    ///     }
+    ///     fn wants_call_events(&self) -> bool {
+    ///         false
+    ///     }
+    /// }
+    ///
+    /// let breaker = CircuitBreaker::builder()
+    ///     .listener_with(|name| Log(format!("breaker {name}")))
+    ///     .name("payments")
+    ///     .build()?;
+    /// # Ok::<(), cutout::ConfigError>(())
+    /// ```
+    pub fn listener_with<L: Listener>(
+        mut self,
+        make: impl Fn(&str) -> L + Send + Sync + 'static,
+    ) -> Self {
+        self.named_listeners
+            .push(Arc::new(move |name: &str| -> Arc<dyn Listener> {
+                Arc::new(make(name))
+            }));
         self
     }
 

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::breaker::Stats;
 use crate::error::Rejected;
 use crate::state::{Cause, Outcome, State};
 
@@ -91,11 +92,32 @@ pub trait Listener: Send + Sync + 'static {
         let _ = (breaker, outcome, stale);
     }
 
+    /// A snapshot of the breaker's state and lifetime counters, sent when the application
+    /// calls [`CircuitBreaker::publish_stats`](crate::CircuitBreaker::publish_stats): for
+    /// listeners that export counts on a schedule (before a scrape, every few seconds)
+    /// rather than per call.
+    fn on_stats(&self, breaker: &str, stats: &Stats) {
+        let _ = (breaker, stats);
+    }
+
     /// Whether this listener wants the per-call events ([`on_rejected`](Self::on_rejected),
     /// [`on_probe_admitted`](Self::on_probe_admitted), [`on_recorded`](Self::on_recorded)).
     /// When no listener does, the breaker skips them without a call. Defaults to `true`.
     fn wants_call_events(&self) -> bool {
         true
+    }
+
+    /// Whether this listener wants [`on_recorded`](Self::on_recorded) for every outcome.
+    /// Defaults to [`wants_call_events`](Self::wants_call_events).
+    ///
+    /// Rejections and probes happen off the closed success path, so delivering them costs
+    /// that path nothing; an outcome event does: while any listener wants it, every
+    /// [`record`](crate::Permit::record) takes the out-of-line path to deliver it. A listener
+    /// that wants rejections but not outcomes returns `true` from
+    /// [`wants_call_events`](Self::wants_call_events) and `false` here, and keeps the
+    /// closed success path at one load.
+    fn wants_recorded_events(&self) -> bool {
+        self.wants_call_events()
     }
 }
 
@@ -112,8 +134,14 @@ impl<L: Listener + ?Sized> Listener for std::sync::Arc<L> {
     fn on_recorded(&self, breaker: &str, outcome: Outcome, stale: bool) {
         (**self).on_recorded(breaker, outcome, stale)
     }
+    fn on_stats(&self, breaker: &str, stats: &Stats) {
+        (**self).on_stats(breaker, stats)
+    }
     fn wants_call_events(&self) -> bool {
         (**self).wants_call_events()
+    }
+    fn wants_recorded_events(&self) -> bool {
+        (**self).wants_recorded_events()
     }
 }
 
