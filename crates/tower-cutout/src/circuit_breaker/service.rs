@@ -1,0 +1,309 @@
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use cutout::{OwnedPermit, State};
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use super::layer::{CircuitBreakerLayer, Config};
+use crate::classify::{ClassifyCall, DefaultClassifier};
+use crate::reject::{Reject, RejectWithError};
+
+/// A service guarded by a circuit breaker (a [`cutout::CircuitBreaker`]).
+///
+/// A rejected request never reaches the inner service, and `poll_ready` never fails
+/// because of the breaker: in fail-fast mode (the default) the rejection comes from `call`
+/// as an already-failed response future; in backpressure mode `poll_ready` waits. While the
+/// circuit is open the inner service's `poll_ready` is not polled either.
+///
+/// `poll_ready` takes the breaker's permit (a half-open probe slot, when half-open) and
+/// holds it for the next `call`, which hands it to the response future; the future records
+/// the outcome when the response arrives. A permit whose `call` never comes is given back
+/// when the service is dropped, and a response future dropped before it finishes gives its
+/// permit back as [`cutout::Outcome::Ignored`].
+///
+/// Clones share the breaker (each clone has its own reservation).
+/// [`new`](Self::new) shares an existing breaker; a [`CircuitBreakerLayer`] shares its one
+/// breaker with every service it makes.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_cutout::error::BoxError> {
+/// use tower::{Service, ServiceExt, service_fn};
+///
+/// let breaker = cutout::CircuitBreaker::builder().failure_threshold(1).build()?;
+/// let mut svc = tower_cutout::CircuitBreaker::new(
+///     service_fn(|n: u32| async move { if n == 0 { Err("zero") } else { Ok(n * 2) } }),
+///     breaker.clone(),
+/// );
+/// assert_eq!(svc.ready().await?.call(21).await?, 42);
+/// assert!(svc.ready().await?.call(0).await.is_err());
+/// assert_eq!(breaker.state(), cutout::State::Open);
+/// # Ok(())
+/// # }
+/// ```
+pub struct CircuitBreaker<S, C = DefaultClassifier, R = RejectWithError> {
+    inner: S,
+    config: Config<C, R>,
+    reservation: Reservation,
+    /// Backpressure mode's wake-up, made on the first wait and reset after.
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+/// What `poll_ready` decided for the next `call`.
+enum Reservation {
+    /// Nothing decided yet.
+    Empty,
+    /// Admitted; the inner service has not been ready yet.
+    Waiting(OwnedPermit),
+    /// Admitted and ready.
+    Ready(OwnedPermit),
+    /// Rejected (fail fast): `call` returns the rejection.
+    Rejected(cutout::Rejected),
+}
+
+impl<S> CircuitBreaker<S> {
+    /// Wraps `inner`, sharing `breaker` with every other holder of a handle to it. Fail
+    /// fast, `Err` is a failure, rejections are [`error::Rejected`](crate::error::Rejected)
+    /// errors; use a [`CircuitBreakerLayer`] for the other settings.
+    pub fn new(inner: S, breaker: cutout::CircuitBreaker) -> Self {
+        Self::from_config(inner, Config::new(breaker))
+    }
+
+    /// A layer sharing `breaker`; see [`CircuitBreakerLayer::new`].
+    pub const fn layer(breaker: cutout::CircuitBreaker) -> CircuitBreakerLayer {
+        CircuitBreakerLayer::new(breaker)
+    }
+}
+
+impl<S, C, R> CircuitBreaker<S, C, R> {
+    pub(crate) fn from_config(inner: S, config: Config<C, R>) -> Self {
+        Self {
+            inner,
+            config,
+            reservation: Reservation::Empty,
+            sleep: None,
+        }
+    }
+
+    /// The breaker this service shares.
+    pub fn breaker(&self) -> &cutout::CircuitBreaker {
+        &self.config.breaker
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service; a reserved permit is given back.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// In backpressure mode: how long to wait before asking the breaker, if it would
+    /// reject now. Reads the state without asking for a permit (no rejection is counted).
+    fn wait_time(&self) -> Option<Duration> {
+        let breaker = &self.config.breaker;
+        let recheck = self.config.recheck_interval;
+        match breaker.state() {
+            State::Closed | State::ForcedClosed => None,
+            State::ForcedOpen => Some(recheck),
+            State::Open | State::HalfOpen => breaker
+                .retry_after()
+                .filter(|d| !d.is_zero())
+                .map(|d| d.min(recheck)),
+        }
+    }
+
+    /// Sleeps `wait`; `Ready` when the time has come. `None` when there is no tokio
+    /// runtime to sleep on.
+    fn poll_sleep(&mut self, cx: &mut Context<'_>, wait: Duration) -> Option<Poll<()>> {
+        let deadline = Instant::now()
+            .checked_add(wait.max(Duration::from_millis(1)))
+            .unwrap_or_else(far_future);
+        let sleep = match &mut self.sleep {
+            Some(sleep) => {
+                sleep.as_mut().reset(deadline);
+                sleep
+            }
+            None => {
+                tokio::runtime::Handle::try_current().ok()?;
+                self.sleep
+                    .insert(Box::pin(tokio::time::sleep_until(deadline)))
+            }
+        };
+        Some(sleep.as_mut().poll(cx))
+    }
+}
+
+/// A deadline no wait reaches (about 30 years), as tokio uses for "never".
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+}
+
+impl<S, C, R, Req> Service<Req> for CircuitBreaker<S, C, R>
+where
+    S: Service<Req>,
+    C: ClassifyCall<S::Response, S::Error> + Clone,
+    R: Reject<C::Response, S::Error> + Clone,
+{
+    type Response = C::Response;
+    type Error = R::Error;
+    type Future = ResponseFuture<S::Future, C, R>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        loop {
+            match std::mem::replace(&mut self.reservation, Reservation::Empty) {
+                // Ready once: stay ready until `call`.
+                Reservation::Rejected(rejection) => {
+                    self.reservation = Reservation::Rejected(rejection);
+                    return Poll::Ready(Ok(()));
+                }
+                Reservation::Ready(permit) => {
+                    self.reservation = Reservation::Ready(permit);
+                    return self.poll_inner(cx);
+                }
+                Reservation::Waiting(permit) => {
+                    // The inner service was not ready last time. If the circuit has
+                    // opened since, the permit is stale: give it back and ask again.
+                    if !matches!(self.config.breaker.state(), State::Open | State::ForcedOpen) {
+                        self.reservation = Reservation::Waiting(permit);
+                        return self.poll_inner(cx);
+                    }
+                    drop(permit);
+                }
+                Reservation::Empty => {}
+            }
+            if self.config.backpressure {
+                if let Some(wait) = self.wait_time() {
+                    match self.poll_sleep(cx, wait) {
+                        Some(Poll::Pending) => return Poll::Pending,
+                        Some(Poll::Ready(())) => continue,
+                        // No runtime to wait on: fail fast.
+                        None => {}
+                    }
+                }
+            }
+            match self.config.breaker.try_acquire_owned() {
+                Ok(permit) => {
+                    self.reservation = Reservation::Waiting(permit);
+                    return self.poll_inner(cx);
+                }
+                Err(rejection) => {
+                    if self.config.backpressure {
+                        let wait = rejection
+                            .retry_after()
+                            .map_or(self.config.recheck_interval, |d| {
+                                d.min(self.config.recheck_interval)
+                            });
+                        match self.poll_sleep(cx, wait) {
+                            Some(Poll::Pending) => return Poll::Pending,
+                            Some(Poll::Ready(())) => continue,
+                            None => {}
+                        }
+                    }
+                    self.reservation = Reservation::Rejected(rejection);
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let permit = match std::mem::replace(&mut self.reservation, Reservation::Empty) {
+            Reservation::Ready(permit) | Reservation::Waiting(permit) => permit,
+            Reservation::Rejected(rejection) => {
+                return ResponseFuture::rejected(
+                    rejection,
+                    self.config.classifier.clone(),
+                    self.config.reject.clone(),
+                );
+            }
+            // `call` without `poll_ready`: ask the breaker now.
+            Reservation::Empty => match self.config.breaker.try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(rejection) => {
+                    return ResponseFuture::rejected(
+                        rejection,
+                        self.config.classifier.clone(),
+                        self.config.reject.clone(),
+                    );
+                }
+            },
+        };
+        let slow_deadline = match self.config.slow_call_threshold {
+            None => None,
+            Some(threshold) => Instant::now().checked_add(threshold),
+        };
+        ResponseFuture::called(
+            self.inner.call(request),
+            permit,
+            slow_deadline,
+            self.config.classifier.clone(),
+            self.config.reject.clone(),
+        )
+    }
+}
+
+impl<S, C, R> CircuitBreaker<S, C, R> {
+    /// Polls the inner service with a permit reserved; promotes the reservation when ready.
+    #[inline]
+    fn poll_inner<Req, E>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), R::Error>>
+    where
+        S: Service<Req, Error = E>,
+        C: ClassifyCall<S::Response, E>,
+        R: Reject<C::Response, E>,
+    {
+        match self.inner.poll_ready(cx) {
+            Poll::Ready(Ok(())) => {
+                self.reservation =
+                    match std::mem::replace(&mut self.reservation, Reservation::Empty) {
+                        Reservation::Waiting(permit) => Reservation::Ready(permit),
+                        other => other,
+                    };
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => {
+                // A failed `poll_ready` ends the service: give the permit back now.
+                self.reservation = Reservation::Empty;
+                Poll::Ready(Err(self.config.reject.inner_error(e)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: Clone, C: Clone, R: Clone> Clone for CircuitBreaker<S, C, R> {
+    /// A clone shares the breaker; it has no reservation of its own yet.
+    fn clone(&self) -> Self {
+        Self::from_config(self.inner.clone(), self.config.clone())
+    }
+}
+
+impl<S: fmt::Debug, C, R> fmt::Debug for CircuitBreaker<S, C, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("CircuitBreaker");
+        d.field("inner", &self.inner);
+        self.config.debug(&mut d);
+        d.field(
+            "reservation",
+            &match &self.reservation {
+                Reservation::Empty => "empty",
+                Reservation::Waiting(_) => "waiting",
+                Reservation::Ready(_) => "ready",
+                Reservation::Rejected(_) => "rejected",
+            },
+        )
+        .finish()
+    }
+}
