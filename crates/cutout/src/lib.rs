@@ -48,8 +48,57 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `tokio` | [`TokioClock`], driven by `tokio::time::pause()` / `advance()` |
+//! | `metrics` | `Builder::metrics` / `observe::MetricsListener`: the metrics below, on the `metrics` 0.24 facade |
+//! | `tracing` | `Builder::tracing` / `observe::TracingListener`: the `tracing` events below |
+//! | `serde` | `Serialize` for the [`Health`] report of [`CircuitBreaker::health`] |
 //!
 //! The tower layer, with HTTP and gRPC integrations, is the `tower-cutout` crate.
+//!
+//! # Observability
+//!
+//! Events reach [`Listener`]s synchronously, without allocation; a breaker with no listener
+//! pays nothing for them. The exporters in [`observe`] are such listeners.
+//!
+//! ## Metrics
+//!
+//! With the `metrics` feature, `Builder::metrics` exports these on the `metrics` 0.24
+//! facade, to whatever recorder the application installs (Prometheus, StatsD,
+//! OpenTelemetry ...). Handles are registered once per breaker, when it is built; every
+//! series below exists from then on, at zero.
+//!
+//! | name | type | labels | unit | meaning |
+//! |---|---|---|---|---|
+//! | `cutout_state` | gauge | `breaker` | state code | 0 closed, 1 open, 2 half-open, 3 forced open, 4 forced closed ([`State::as_gauge`]); set at every transition, newest generation wins |
+//! | `cutout_transitions_total` | counter | `breaker`, `from`, `to` | transitions | one series per pair the state machine makes (16); labels are [`State::as_str`] |
+//! | `cutout_trips_total` | counter | `breaker` | transitions | transitions into open: trips from closed and re-opens from half-open |
+//! | `cutout_calls_total` | counter | `breaker`, `outcome` | calls | `outcome` is `success`, `failure`, `ignored` (dropped permits included) or `rejected` |
+//! | `cutout_probes_total` | counter | `breaker` | calls | half-open probes admitted (also counted in `calls_total` by outcome) |
+//!
+//! The counters follow the Prometheus conventions (`_total`, lowercase, base units), so an
+//! exporter's "recommended naming" leaves them unchanged. The state gauge, transitions and
+//! trips are updated at the transition, off the call path. The call counts are the one
+//! per-call cost, and `observe::CallCounts` chooses it: `PerCall` (the default of
+//! `Builder::metrics`) increments a shared counter per call; `OnPublish` costs the call
+//! path nothing and copies the breaker's own sharded counters into the metrics when the
+//! application calls [`CircuitBreaker::publish_stats`] (before a scrape, or on a timer).
+//!
+//! ## Tracing
+//!
+//! With the `tracing` feature, `Builder::tracing` emits, with target `cutout`:
+//!
+//! | event | level | message | fields |
+//! |---|---|---|---|
+//! | transition into open | WARN | `circuit breaker opened` | `breaker`, `from`, `to`, `cause`, the cause's count (`failures`, `backoff`), `generation`, `at_ms`, `open_for_ms` |
+//! | any other transition | INFO | `circuit breaker state changed` | as above; counts `successes`, `probes_lost` where the cause has them |
+//! | rejection | DEBUG | `call rejected by circuit breaker` | `breaker`, `reason` ([`Rejected::as_str`]), `retry_after_ms` (absent when forced open) |
+//! | probe admitted | DEBUG | `half-open probe admitted` | `breaker`, `generation` |
+//!
+//! Outcomes are not logged: the closed success path stays at one load.
+//!
+//! ## Health
+//!
+//! [`CircuitBreaker::health`] returns a [`Health`] report (name, state, status `ok` or
+//! `degraded`, `retry_after_ms`, counts), serializable with the `serde` feature.
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -66,6 +115,7 @@ mod config;
 mod counters;
 mod error;
 mod listener;
+pub mod observe;
 pub mod state;
 mod sync;
 
@@ -76,4 +126,11 @@ pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use config::{Builder, ConfigError, MAX_DURATION, OpenDuration};
 pub use error::{CallError, Rejected};
 pub use listener::{Listener, Transition};
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use observe::MetricsListener;
+#[cfg(feature = "tracing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+pub use observe::TracingListener;
+pub use observe::{Health, HealthCounts, HealthStatus};
 pub use state::{Cause, Outcome, State};
