@@ -459,22 +459,53 @@ impl Shared {
             && (outcome == Outcome::Ignored
                 || (outcome == Outcome::Success && s.failures_bits() == 0));
         if !unchanged || self.record_events {
-            self.record_slow(s, generation, outcome);
+            self.record_slow(s, generation, outcome, None);
         }
+    }
+
+    /// Records an outcome with an upstream's retry-after: if it opens the circuit, the open
+    /// time lasts at least `retry_after`.
+    #[cold]
+    #[inline(never)]
+    fn record_with_retry_after(&self, generation: u16, outcome: Outcome, retry_after: Duration) {
+        self.counters.recorded(outcome);
+        self.record_slow(self.load(), generation, outcome, Some(retry_after));
     }
 
     #[cold]
     #[inline(never)]
-    fn record_slow(&self, s: Snapshot, generation: u16, outcome: Outcome) {
+    fn record_slow(
+        &self,
+        s: Snapshot,
+        generation: u16,
+        outcome: Outcome,
+        retry_after: Option<Duration>,
+    ) {
         // Only a failure in closed or any result in half-open can need the time; read it
         // once, lazily, before the loop.
         let now = match (s.state(), outcome) {
             (State::Closed, Outcome::Success | Outcome::Ignored) => 0,
             _ => self.now_ticks(),
         };
-        let (decision, prev, written) = self.update(s, |s| {
-            state::record(s, generation, outcome, now, &self.policy)
-        });
+        let (decision, prev, written) = match retry_after {
+            None => self.update(s, |s| {
+                state::record(s, generation, outcome, now, &self.policy)
+            }),
+            Some(retry_after) => {
+                let ticks = retry_after.as_nanos().div_ceil(TICK.as_nanos());
+                let open_until = now.saturating_add(u64::try_from(ticks).unwrap_or(MAX_TICK));
+                self.update(s, |s| {
+                    state::record_with_open_until(
+                        s,
+                        generation,
+                        outcome,
+                        now,
+                        open_until,
+                        &self.policy,
+                    )
+                })
+            }
+        };
         let stale = decision == Record::Stale;
         if stale {
             self.stale
@@ -571,6 +602,36 @@ impl Permit<'_> {
         }
     }
 
+    /// Records the call's outcome with the dependency's own estimate of when to come back
+    /// (an HTTP `Retry-After`, a gRPC pushback): if this outcome opens the circuit, it stays
+    /// open at least `retry_after` (up to the end of the clock's range), or longer if the
+    /// configured open time is longer. An outcome that does not open the circuit ignores
+    /// the hint.
+    ///
+    /// ```
+    /// use cutout::{CircuitBreaker, ManualClock, Outcome, Rejected};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder()
+    ///     .failure_threshold(1)
+    ///     .open_duration(Duration::from_secs(5))
+    ///     .build_with_clock(clock.clone())?;
+    /// // "429 Too Many Requests, Retry-After: 120"
+    /// breaker.try_acquire()?.record_with_retry_after(Outcome::Failure, Duration::from_secs(120));
+    /// assert_eq!(
+    ///     breaker.try_acquire().unwrap_err(),
+    ///     Rejected::Open { retry_after: Duration::from_secs(120) }
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn record_with_retry_after(mut self, outcome: Outcome, retry_after: Duration) {
+        if let Some(shared) = self.shared.take() {
+            shared.record_with_retry_after(self.generation, outcome, retry_after);
+        }
+    }
+
     /// The generation this permit was admitted in (wraps modulo 1024).
     pub fn generation(&self) -> u16 {
         self.generation
@@ -608,6 +669,36 @@ impl OwnedPermit {
     pub fn record(mut self, outcome: Outcome) {
         if let Some(shared) = self.shared.take() {
             shared.record(self.generation, outcome);
+        }
+    }
+
+    /// Records the call's outcome with the dependency's own estimate of when to come back
+    /// (an HTTP `Retry-After`, a gRPC pushback): if this outcome opens the circuit, it stays
+    /// open at least `retry_after` (up to the end of the clock's range), or longer if the
+    /// configured open time is longer. An outcome that does not open the circuit ignores
+    /// the hint.
+    ///
+    /// ```
+    /// use cutout::{CircuitBreaker, ManualClock, Outcome, Rejected};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder()
+    ///     .failure_threshold(1)
+    ///     .open_duration(Duration::from_secs(5))
+    ///     .build_with_clock(clock.clone())?;
+    /// // "429 Too Many Requests, Retry-After: 120"
+    /// breaker.try_acquire_owned()?.record_with_retry_after(Outcome::Failure, Duration::from_secs(120));
+    /// assert_eq!(
+    ///     breaker.try_acquire().unwrap_err(),
+    ///     Rejected::Open { retry_after: Duration::from_secs(120) }
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn record_with_retry_after(mut self, outcome: Outcome, retry_after: Duration) {
+        if let Some(shared) = self.shared.take() {
+            shared.record_with_retry_after(self.generation, outcome, retry_after);
         }
     }
 

@@ -620,6 +620,28 @@ pub(crate) fn record(
     }
 }
 
+/// Record `outcome` like [`record`]; if that opens the circuit (a trip from closed or a
+/// failed probe), its open time ends no sooner than tick `open_until` (an upstream's
+/// retry-after), saturating at [`MAX_TICK`]. A hint never shortens an open time, and an
+/// outcome that leaves the circuit where it was ignores it.
+pub(crate) fn record_with_open_until(
+    s: Snapshot,
+    generation: u16,
+    outcome: Outcome,
+    now: u64,
+    open_until: u64,
+    p: &Policy,
+) -> (Record, Option<Snapshot>) {
+    let (decision, next) = record(s, generation, outcome, now, p);
+    // `record` writes an open word only on a transition into open: open admits no permit
+    // of its own generation, so it never counts an outcome in place.
+    let next = next.map(|n| match n.deadline() {
+        Some(deadline) if deadline < open_until => n.with_deadline_bits(open_until.min(MAX_TICK)),
+        _ => n,
+    });
+    (decision, next)
+}
+
 fn open(generation: u16, backoff: u32, now: u64, p: &Policy) -> Snapshot {
     let ticks = p.open.open_ticks(backoff, generation, now);
     Snapshot::new(State::Open, generation, backoff)
@@ -797,6 +819,52 @@ mod tests {
             lease_units(MAX_TICK, &p) << LEASE_UNIT_SHIFT,
             MAX_TICK + 1 - 256
         );
+    }
+
+    #[test]
+    fn a_retry_after_hint_lengthens_only_the_open_time_it_causes() {
+        let p = policy();
+        // Closed, one failure short of the threshold: the trip opens until the hint.
+        let s = Snapshot::new(State::Closed, 4, 0).with_failures_bits(2);
+        let (d, next) = record_with_open_until(s, 4, Outcome::Failure, 1_000, 6_000, &p);
+        assert_eq!(
+            d,
+            Record::Counted {
+                cause: Some(Cause::ConsecutiveFailures { failures: 3 })
+            }
+        );
+        let next = next.unwrap();
+        assert_eq!((next.state(), next.generation()), (State::Open, 5));
+        assert_eq!(next.deadline(), Some(6_000));
+        // A hint shorter than the open time changes nothing.
+        let (_, short) = record_with_open_until(s, 4, Outcome::Failure, 1_000, 1_050, &p);
+        assert_eq!(short.unwrap().deadline(), Some(1_100));
+        // A failed probe re-opens until the hint.
+        let half = Snapshot::new(State::HalfOpen, 7, 1).with_probes_bits(1);
+        let (_, next) = record_with_open_until(half, 7, Outcome::Failure, 50, 9_050, &p);
+        let next = next.unwrap();
+        assert_eq!(
+            (next.state(), next.backoff(), next.deadline()),
+            (State::Open, 2, Some(9_050))
+        );
+        // No transition into open: the hint is ignored, exactly as `record`.
+        let closed = Snapshot::new(State::Closed, 4, 0);
+        assert_eq!(
+            record_with_open_until(closed, 4, Outcome::Failure, 0, 9_000, &p),
+            record(closed, 4, Outcome::Failure, 0, &p)
+        );
+        assert_eq!(
+            record_with_open_until(half, 7, Outcome::Success, 0, 9_000, &p),
+            record(half, 7, Outcome::Success, 0, &p)
+        );
+        // Stale permits change nothing.
+        assert_eq!(
+            record_with_open_until(s, 3, Outcome::Failure, 1_000, 6_000, &p),
+            (Record::Stale, None)
+        );
+        // The hint saturates at the end of the tick range.
+        let (_, next) = record_with_open_until(s, 4, Outcome::Failure, 0, u64::MAX, &p);
+        assert_eq!(next.unwrap().deadline(), Some(MAX_TICK));
     }
 
     #[test]
