@@ -1,0 +1,189 @@
+//! What the bench binaries share: the protected call, the floors, the drivers for futures
+//! and tower services, the two-thread harness, and (in [`cases`]) every breaker configured
+//! as closely to cutout as it allows.
+//!
+//! Each bench binary uses a part of this module; the rest is dead code there.
+#![allow(dead_code)]
+
+pub(crate) mod cases;
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Barrier;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// The protected call's error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fail;
+
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dependency failed")
+    }
+}
+
+impl std::error::Error for Fail {}
+
+/// The protected call: a direct call that is never inlined. `0` fails, anything else
+/// succeeds. Every case, floors included, makes this same call.
+#[inline(never)]
+pub(crate) fn work(x: u64) -> Result<u64, Fail> {
+    if x == 0 { Err(Fail) } else { Ok(x) }
+}
+
+/// A succeeding call with an input the optimiser cannot see.
+#[inline(always)]
+pub(crate) fn ok_call() -> Result<u64, Fail> {
+    work(black_box(1))
+}
+
+/// A failing call with an input the optimiser cannot see.
+#[inline(always)]
+pub(crate) fn failing_call() -> Result<u64, Fail> {
+    work(black_box(0))
+}
+
+/// Polls a future to completion with a no-op waker, spinning while it is pending. Every
+/// future here is ready on its first poll unless two threads contend for a lock.
+#[inline]
+pub(crate) fn poll_now<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// One request through a tower service: `poll_ready`, `call`, and the response future,
+/// all polled with a no-op waker.
+#[inline]
+pub(crate) fn tower_call<S: tower::Service<u64>>(
+    service: &mut S,
+    request: u64,
+) -> Result<S::Response, S::Error> {
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        match service.poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) => break,
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => std::hint::spin_loop(),
+        }
+    }
+    poll_now(service.call(request))
+}
+
+/// The bare service: calls [`work`] with the request. `Clone` and `Send`, like the
+/// services real stacks wrap.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Work;
+
+impl tower::Service<u64> for Work {
+    type Response = u64;
+    type Error = Fail;
+    type Future = std::future::Ready<Result<u64, Fail>>;
+
+    #[inline]
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Fail>> {
+        Poll::Ready(Ok(()))
+    }
+
+    #[inline]
+    fn call(&mut self, request: u64) -> Self::Future {
+        std::future::ready(work(request))
+    }
+}
+
+/// Runs `step` `iters` times on each of `threads` threads at once, each thread with its own
+/// state from `init`, and returns the longest thread's time: the wall time of `iters`
+/// calls per thread. Thread start-up is outside the timed part (threads meet at a barrier
+/// first). Divided by `iters` (criterion does this) it is the cost per call seen by each
+/// thread, directly comparable between 1 and 2 threads.
+pub(crate) fn on_threads<S, R>(
+    threads: usize,
+    iters: u64,
+    init: impl Fn() -> S + Sync,
+    step: impl Fn(&mut S) -> R + Sync,
+) -> Duration {
+    let barrier = Barrier::new(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut state = init();
+                    barrier.wait();
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        black_box(step(&mut state));
+                    }
+                    start.elapsed()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a bench thread panicked"))
+            .max()
+            .unwrap_or_default()
+    })
+}
+
+/// The floors: what a breaker's paths are measured against. Each makes the same call as
+/// the cases, on a word the optimiser cannot see through.
+pub(crate) mod floor {
+    use std::hint::black_box;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Instant;
+
+    use super::{Fail, ok_call};
+
+    /// A word standing in for a breaker's state (closed: low bits zero).
+    pub(crate) fn word() -> AtomicU64 {
+        AtomicU64::new(1 << 3)
+    }
+
+    /// One `Acquire` load.
+    #[inline]
+    pub(crate) fn load(word: &AtomicU64) -> u64 {
+        black_box(word).load(Ordering::Acquire)
+    }
+
+    /// A load, a branch on it, the call: the least a breaker's admit can cost.
+    #[inline]
+    pub(crate) fn load_call(word: &AtomicU64) -> Result<u64, Fail> {
+        if black_box(word).load(Ordering::Acquire) & 7 == 0 {
+            ok_call()
+        } else {
+            Err(Fail)
+        }
+    }
+
+    /// A load to admit, the call, a load to record: the least a closed success can cost.
+    #[inline]
+    pub(crate) fn load_call_load(word: &AtomicU64) -> Result<u64, Fail> {
+        let word = black_box(word);
+        if word.load(Ordering::Acquire) & 7 == 0 {
+            let result = ok_call();
+            if word.load(Ordering::Acquire) & 7 == 0 {
+                return result;
+            }
+        }
+        Err(Fail)
+    }
+
+    /// One `fetch_add` (relaxed): what a breaker pays per shared counter it bumps.
+    #[inline]
+    pub(crate) fn fetch_add(word: &AtomicU64) -> u64 {
+        black_box(word).fetch_add(8, Ordering::Relaxed)
+    }
+
+    /// One read of the real clock.
+    #[inline]
+    pub(crate) fn instant_now() -> Instant {
+        Instant::now()
+    }
+}
