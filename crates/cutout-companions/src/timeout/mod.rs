@@ -13,6 +13,8 @@
 //! it, and it can never exceed the ceiling.
 //!
 //! Time is `tokio::time`: paused time drives the timeouts and the windows in tests.
+//! Tokio's timer fires on millisecond ticks, so a timeout of 20.48 ms fires at 21 ms;
+//! [`Elapsed::timeout`] reports the timeout computed.
 //!
 //! # Memory
 //!
