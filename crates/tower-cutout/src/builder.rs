@@ -4,6 +4,10 @@ use tower::ServiceBuilder;
 use tower_layer::Stack;
 
 use crate::CircuitBreakerLayer;
+#[cfg(feature = "grpc")]
+use crate::grpc::{GrpcClassifier, UnavailableError, UnavailableResponse};
+#[cfg(feature = "http")]
+use crate::http::{HttpClassifier, ServiceUnavailable};
 
 mod sealed {
     pub trait Sealed<T> {}
@@ -32,6 +36,37 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
         self,
         breaker: cutout::CircuitBreaker,
     ) -> ServiceBuilder<Stack<CircuitBreakerLayer, L>>;
+
+    /// Adds a [`CircuitBreakerLayer`] sharing `breaker` for HTTP services: `5xx` and `429`
+    /// are failures ([`HttpClassifier`]) and a rejection is a `503 Service Unavailable`
+    /// response with `Retry-After` ([`ServiceUnavailable`]), so the service stays
+    /// infallible (as axum needs).
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    fn http_circuit_breaker(
+        self,
+        breaker: cutout::CircuitBreaker,
+    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<HttpClassifier, ServiceUnavailable>, L>>;
+
+    /// Adds a [`CircuitBreakerLayer`] sharing `breaker` for a tonic server: failures by
+    /// `grpc-status` ([`GrpcClassifier`]), and a rejection is a gRPC `UNAVAILABLE` response
+    /// ([`UnavailableResponse`]).
+    #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+    fn grpc_server_circuit_breaker(
+        self,
+        breaker: cutout::CircuitBreaker,
+    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<GrpcClassifier, UnavailableResponse>, L>>;
+
+    /// Adds a [`CircuitBreakerLayer`] sharing `breaker` for a tonic client: failures by
+    /// `grpc-status` ([`GrpcClassifier`]), and a rejection is an error the client reports
+    /// as `Status::unavailable` ([`UnavailableError`]).
+    #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+    fn grpc_client_circuit_breaker(
+        self,
+        breaker: cutout::CircuitBreaker,
+    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<GrpcClassifier, UnavailableError>, L>>;
 }
 
 impl<L> sealed::Sealed<L> for ServiceBuilder<L> {}
@@ -42,5 +77,41 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         breaker: cutout::CircuitBreaker,
     ) -> ServiceBuilder<Stack<CircuitBreakerLayer, L>> {
         self.layer(CircuitBreakerLayer::new(breaker))
+    }
+
+    #[cfg(feature = "http")]
+    fn http_circuit_breaker(
+        self,
+        breaker: cutout::CircuitBreaker,
+    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<HttpClassifier, ServiceUnavailable>, L>> {
+        self.layer(
+            CircuitBreakerLayer::new(breaker)
+                .classify(HttpClassifier::new())
+                .reject_with(ServiceUnavailable),
+        )
+    }
+
+    #[cfg(feature = "grpc")]
+    fn grpc_server_circuit_breaker(
+        self,
+        breaker: cutout::CircuitBreaker,
+    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<GrpcClassifier, UnavailableResponse>, L>> {
+        self.layer(
+            CircuitBreakerLayer::new(breaker)
+                .classify(GrpcClassifier::new())
+                .reject_with(UnavailableResponse),
+        )
+    }
+
+    #[cfg(feature = "grpc")]
+    fn grpc_client_circuit_breaker(
+        self,
+        breaker: cutout::CircuitBreaker,
+    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<GrpcClassifier, UnavailableError>, L>> {
+        self.layer(
+            CircuitBreakerLayer::new(breaker)
+                .classify(GrpcClassifier::new())
+                .reject_with(UnavailableError),
+        )
     }
 }

@@ -1,18 +1,19 @@
 //! Classification: which results count as failures.
 //!
-//! Most classifiers look at a finished call: implement [`Classify`] (or pass a closure
-//! `Fn(&Result<Response, Error>) -> cutout::Outcome`). A classifier that must look further,
+//! Most classifiers look at a finished call: pass a closure
+//! `Fn(&Result<Response, Error>) -> cutout::Outcome`. A classifier that must look further,
 //! into a response body's trailers (gRPC) or at an upstream `Retry-After`, implements
-//! [`ClassifyCall`] and records the outcome through a [`Recorder`] when it knows it; every
-//! [`Classify`] is a [`ClassifyCall`] that records at once.
+//! [`Classify`] and records the outcome through a [`Recorder`] when it knows it.
 
 use std::fmt;
+use std::time::Duration;
 
 use cutout::{Outcome, OwnedPermit};
 
-/// Classifies a finished call as a success, a failure, or neither.
+/// Classifies a call's result as a success, a failure, or neither, and records it.
 ///
-/// Implemented for closures:
+/// The simple form is a closure over the finished call,
+/// `Fn(&Result<Response, Error>) -> cutout::Outcome`:
 ///
 /// ```
 /// use cutout::Outcome;
@@ -29,18 +30,52 @@ use cutout::{Outcome, OwnedPermit};
 /// # let _ = layer;
 /// # Ok::<(), cutout::ConfigError>(())
 /// ```
+///
+/// The full form receives the result and a [`Recorder`] holding the call's permit, and
+/// returns the response the service hands on. It may record later than the response: move
+/// the recorder into the response (a body that records when its trailers arrive, as
+/// [`GrpcClassifier`](crate::grpc::GrpcClassifier) does), or record with an upstream's
+/// retry-after. A recorder dropped without a record gives the permit back as
+/// [`Outcome::Ignored`].
+///
+/// ```
+/// use cutout::Outcome;
+/// use tower_cutout::classify::{Classify, Recorder};
+///
+/// /// Responses are status codes; 503 is a failure.
+/// #[derive(Clone)]
+/// struct Status503;
+///
+/// impl<E> Classify<u16, E> for Status503 {
+///     type Response = u16;
+///
+///     fn classify(&self, result: Result<u16, E>, recorder: Recorder) -> Result<u16, E> {
+///         recorder.record(match &result {
+///             Ok(503) | Err(_) => Outcome::Failure,
+///             Ok(_) => Outcome::Success,
+///         });
+///         result
+///     }
+/// }
+/// ```
 pub trait Classify<Res, E> {
-    /// The outcome of a call that returned `result`.
-    fn classify(&self, result: &Result<Res, E>) -> Outcome;
+    /// The response the service returns.
+    type Response;
+
+    /// Classifies `result`, now or later, through `recorder`.
+    fn classify(&self, result: Result<Res, E>, recorder: Recorder) -> Result<Self::Response, E>;
 }
 
 impl<F, Res, E> Classify<Res, E> for F
 where
     F: Fn(&Result<Res, E>) -> Outcome,
 {
+    type Response = Res;
+
     #[inline]
-    fn classify(&self, result: &Result<Res, E>) -> Outcome {
-        self(result)
+    fn classify(&self, result: Result<Res, E>, recorder: Recorder) -> Result<Res, E> {
+        recorder.record(self(&result));
+        result
     }
 }
 
@@ -48,17 +83,18 @@ where
 ///
 /// ```
 /// use cutout::Outcome;
-/// use tower_cutout::classify::{Classify, DefaultClassifier};
+/// use tower_cutout::classify::DefaultClassifier;
 ///
-/// assert_eq!(DefaultClassifier.classify(&Ok::<_, ()>(1)), Outcome::Success);
-/// assert_eq!(DefaultClassifier.classify(&Err::<u8, _>("down")), Outcome::Failure);
+/// assert_eq!(DefaultClassifier::outcome(&Ok::<_, ()>(1)), Outcome::Success);
+/// assert_eq!(DefaultClassifier::outcome(&Err::<u8, _>("down")), Outcome::Failure);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DefaultClassifier;
 
-impl<Res, E> Classify<Res, E> for DefaultClassifier {
+impl DefaultClassifier {
+    /// `Success` for `Ok`, `Failure` for `Err`.
     #[inline]
-    fn classify(&self, result: &Result<Res, E>) -> Outcome {
+    pub fn outcome<Res, E>(result: &Result<Res, E>) -> Outcome {
         match result {
             Ok(_) => Outcome::Success,
             Err(_) => Outcome::Failure,
@@ -66,39 +102,17 @@ impl<Res, E> Classify<Res, E> for DefaultClassifier {
     }
 }
 
-/// Records a call's outcome, possibly later than the call's response (every [`Classify`] is
-/// one that records at once).
-///
-/// `classify_call` receives the inner service's result and a [`Recorder`] holding the call's
-/// permit, and returns the response the service hands on; it may move the recorder into the
-/// response (a body that records when its trailers arrive). A recorder dropped without a
-/// record releases the permit as [`Outcome::Ignored`].
-pub trait ClassifyCall<Res, E> {
-    /// The response the service returns.
-    type Response;
-
-    /// Classifies `result`, now or later, through `recorder`.
-    fn classify_call(
-        &self,
-        result: Result<Res, E>,
-        recorder: Recorder,
-    ) -> Result<Self::Response, E>;
-}
-
-impl<C, Res, E> ClassifyCall<Res, E> for C
-where
-    C: Classify<Res, E>,
-{
+impl<Res, E> Classify<Res, E> for DefaultClassifier {
     type Response = Res;
 
     #[inline]
-    fn classify_call(&self, result: Result<Res, E>, recorder: Recorder) -> Result<Res, E> {
-        recorder.record(self.classify(&result));
+    fn classify(&self, result: Result<Res, E>, recorder: Recorder) -> Result<Res, E> {
+        recorder.record(Self::outcome(&result));
         result
     }
 }
 
-/// Holds a call's permit until its outcome is known; see [`ClassifyCall`].
+/// Holds a call's permit until its outcome is known; see [`Classify`].
 ///
 /// If the call was slower than the layer's
 /// [slow-call threshold](crate::CircuitBreakerLayer::slow_call_threshold), every outcome is
@@ -126,6 +140,15 @@ impl Recorder {
     pub fn record(mut self, outcome: Outcome) {
         if let Some(permit) = self.permit.take() {
             permit.record(self.adjust(outcome));
+        }
+    }
+
+    /// Records the call's outcome; if it opens the circuit, the circuit stays open at least
+    /// `retry_after` (an upstream's `Retry-After`). See
+    /// [`OwnedPermit::record_with_retry_after`].
+    pub fn record_with_retry_after(mut self, outcome: Outcome, retry_after: Duration) {
+        if let Some(permit) = self.permit.take() {
+            permit.record_with_retry_after(self.adjust(outcome), retry_after);
         }
     }
 

@@ -53,8 +53,9 @@
 //! # Classification
 //!
 //! By default `Err` is a failure and `Ok` a success. [`CircuitBreakerLayer::classify`] takes
-//! a [`classify::Classify`] (closures over `&Result<Response, Error>` are one) or a
-//! [`classify::ClassifyCall`]. [`CircuitBreakerLayer::slow_call_threshold`] counts slow
+//! a closure over `&Result<Response, Error>` returning a [`cutout::Outcome`], or any
+//! [`classify::Classify`], which may record later (after a body's trailers) or with an
+//! upstream's retry-after. [`CircuitBreakerLayer::slow_call_threshold`] counts slow
 //! responses as failures.
 //!
 //! # Features
@@ -76,6 +77,12 @@
 mod builder;
 mod circuit_breaker;
 pub mod classify;
+#[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+pub mod grpc;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 pub mod reject;
 
 pub use builder::ServiceBuilderExt;

@@ -35,11 +35,28 @@ pub type BoxError = Box<dyn Error + Send + Sync>;
 /// ```
 pub struct Rejected {
     reason: cutout::Rejected,
+    /// The gRPC form of the rejection, given as the error's source so that tonic's client
+    /// (which looks for a `Status` in the source chain) reports `UNAVAILABLE`.
+    #[cfg(feature = "grpc")]
+    status: Option<tonic::Status>,
 }
 
 impl Rejected {
     pub(crate) fn new(reason: cutout::Rejected) -> Self {
-        Self { reason }
+        Self {
+            reason,
+            #[cfg(feature = "grpc")]
+            status: None,
+        }
+    }
+
+    /// A rejection whose source is its `tonic::Status` (see [`crate::grpc::UnavailableError`]).
+    #[cfg(feature = "grpc")]
+    pub(crate) fn with_status(reason: cutout::Rejected) -> Self {
+        Self {
+            reason,
+            status: Some(crate::grpc::unavailable(reason)),
+        }
     }
 
     /// How long until the breaker may admit a call: the rest of the open time, or of a full
@@ -68,7 +85,15 @@ impl fmt::Display for Rejected {
     }
 }
 
-impl Error for Rejected {}
+impl Error for Rejected {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        #[cfg(feature = "grpc")]
+        if let Some(status) = &self.status {
+            return Some(status);
+        }
+        None
+    }
+}
 
 impl From<cutout::Rejected> for Rejected {
     fn from(reason: cutout::Rejected) -> Self {

@@ -9,7 +9,7 @@ use cutout::OwnedPermit;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use crate::classify::{ClassifyCall, Recorder};
+use crate::classify::{Classify, Recorder};
 use crate::reject::Reject;
 
 pin_project! {
@@ -70,7 +70,7 @@ impl<F, C, R> ResponseFuture<F, C, R> {
 impl<F, Res, E, C, R> Future for ResponseFuture<F, C, R>
 where
     F: Future<Output = Result<Res, E>>,
-    C: ClassifyCall<Res, E>,
+    C: Classify<Res, E>,
     R: Reject<C::Response, E>,
 {
     type Output = Result<C::Response, R::Error>;
@@ -88,7 +88,7 @@ where
                 let recorder = Recorder::new(this.permit.take(), slow);
                 Poll::Ready(
                     this.classifier
-                        .classify_call(result, recorder)
+                        .classify(result, recorder)
                         .map_err(|e| this.reject.inner_error(e)),
                 )
             }

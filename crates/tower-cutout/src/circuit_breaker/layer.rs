@@ -120,9 +120,9 @@ impl<C, R> CircuitBreakerLayer<C, R> {
         &self.config.breaker
     }
 
-    /// Classifies results with `classifier`: a [`Classify`](crate::classify::Classify)
-    /// (closures `Fn(&Result<Response, Error>) -> cutout::Outcome` are one) or a
-    /// [`ClassifyCall`](crate::classify::ClassifyCall).
+    /// Classifies results with `classifier`: a closure
+    /// `Fn(&Result<Response, Error>) -> cutout::Outcome`, or any
+    /// [`Classify`](crate::classify::Classify) (such as the HTTP and gRPC classifiers).
     pub fn classify<C2>(self, classifier: C2) -> CircuitBreakerLayer<C2, R> {
         let c = self.config;
         CircuitBreakerLayer {

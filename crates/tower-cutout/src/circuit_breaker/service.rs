@@ -10,7 +10,7 @@ use tower_service::Service;
 
 use super::future::ResponseFuture;
 use super::layer::{CircuitBreakerLayer, Config};
-use crate::classify::{ClassifyCall, DefaultClassifier};
+use crate::classify::{Classify, DefaultClassifier};
 use crate::reject::{Reject, RejectWithError};
 
 /// A service guarded by a circuit breaker (a [`cutout::CircuitBreaker`]).
@@ -154,7 +154,7 @@ fn far_future() -> Instant {
 impl<S, C, R, Req> Service<Req> for CircuitBreaker<S, C, R>
 where
     S: Service<Req>,
-    C: ClassifyCall<S::Response, S::Error> + Clone,
+    C: Classify<S::Response, S::Error> + Clone,
     R: Reject<C::Response, S::Error> + Clone,
 {
     type Response = C::Response;
@@ -261,7 +261,7 @@ impl<S, C, R> CircuitBreaker<S, C, R> {
     fn poll_inner<Req, E>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), R::Error>>
     where
         S: Service<Req, Error = E>,
-        C: ClassifyCall<S::Response, E>,
+        C: Classify<S::Response, E>,
         R: Reject<C::Response, E>,
     {
         match self.inner.poll_ready(cx) {
