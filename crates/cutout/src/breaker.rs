@@ -16,6 +16,7 @@ use crate::state::{
     Snapshot, State, TICK,
 };
 use crate::sync::{AtomicU64, Ordering};
+use crate::window::{Call, Window, WindowStats};
 
 /// A circuit breaker. Cheap to clone: clones share one breaker.
 ///
@@ -71,6 +72,10 @@ pub(crate) struct Shared {
     /// Whether any listener wants an event for every recorded outcome.
     record_events: bool,
     policy: Policy,
+    /// The rate policies' sliding window, if any rate is set.
+    window: Option<Window>,
+    /// Whether permits are timed (a slow-call rate is set).
+    times_calls: bool,
     origin: Duration,
     clock: Arc<dyn Clock>,
     listeners: Box<[Arc<dyn Listener>]>,
@@ -100,8 +105,12 @@ impl CircuitBreaker {
             let n = BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             policy.open.seed = (origin.as_nanos() as u64) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }
+        let window = policy.window.clone().map(Window::new);
+        let times_calls = window.as_ref().is_some_and(|w| w.policy.times_calls());
         Self {
             shared: Arc::new(Shared {
+                window,
+                times_calls,
                 word: AtomicU64::new(Snapshot::INITIAL.0),
                 counters: Counters::new(),
                 trips: StdAtomicU64::new(0),
@@ -144,6 +153,7 @@ impl CircuitBreaker {
         Ok(Permit {
             shared: Some(&self.shared),
             generation,
+            started: self.shared.start(),
         })
     }
 
@@ -153,6 +163,7 @@ impl CircuitBreaker {
     pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejected> {
         let generation = self.shared.acquire()?;
         Ok(OwnedPermit {
+            started: self.shared.start(),
             shared: Some(self.shared.clone()),
             generation,
         })
@@ -265,6 +276,26 @@ impl CircuitBreaker {
     /// Closes the circuit with a clean slate: no failures, no backoff. Ends a forced state.
     pub fn reset(&self) {
         self.shared.command(Command::Reset);
+        if let Some(window) = &self.shared.window {
+            window.clear();
+        }
+    }
+
+    /// The counts in the sliding window of the rate policies, or `None` if no rate is set.
+    /// The window counts the current closed period only: it reads empty while the circuit
+    /// is not closed, and starts empty each time it closes. See [`window`](crate::window).
+    pub fn window_stats(&self) -> Option<WindowStats> {
+        let window = self.shared.window.as_ref()?;
+        let s = self.shared.load();
+        if s.state() != State::Closed {
+            return Some(WindowStats::default());
+        }
+        let now = if window.policy.needs_time() {
+            self.shared.now_ticks()
+        } else {
+            0
+        };
+        Some(window.counts(s.generation(), now).into())
     }
 
     /// A snapshot of the state and the lifetime counters.
@@ -286,7 +317,7 @@ impl CircuitBreaker {
             state: s.state(),
             generation: s.generation(),
             consecutive_failures: s.failures(),
-            half_open_successes: s.successes(),
+            half_open_successes: s.successes() / (self.shared.policy.probe_failures_allowed + 1),
             probes_in_flight: s.probes(),
             backoff_step: s.backoff(),
             retry_after: self.retry_after(),
@@ -370,6 +401,35 @@ pub(crate) fn default_classify<T, E>(result: &Result<T, E>) -> Outcome {
     }
 }
 
+/// Time since the origin to ticks, saturating at `MAX_TICK`.
+fn duration_to_ticks(elapsed: Duration) -> u64 {
+    let t = elapsed.as_nanos() / TICK.as_nanos();
+    u64::try_from(t).unwrap_or(MAX_TICK).min(MAX_TICK)
+}
+
+/// How long a call took, as far as the breaker knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timing {
+    /// Not timed.
+    Untimed,
+    /// Started at this many nanoseconds since the origin, plus one (never 0).
+    Since(u64),
+    /// Took this long, as the caller measured.
+    Took(Duration),
+}
+
+impl Timing {
+    /// From a permit's start (0: untimed).
+    #[inline]
+    fn from_start(started: u64) -> Timing {
+        if started == 0 {
+            Timing::Untimed
+        } else {
+            Timing::Since(started)
+        }
+    }
+}
+
 /// Ticks to time; a tick is one millisecond.
 fn ticks_to_duration(ticks: u64) -> Duration {
     const _: () = assert!(TICK.as_nanos() == 1_000_000);
@@ -384,9 +444,7 @@ impl Shared {
 
     /// Ticks since the breaker was built, saturating at `MAX_TICK`.
     fn now_ticks(&self) -> u64 {
-        let elapsed = self.clock.now().saturating_sub(self.origin);
-        let t = elapsed.as_nanos() / TICK.as_nanos();
-        u64::try_from(t).unwrap_or(MAX_TICK).min(MAX_TICK)
+        duration_to_ticks(self.clock.now().saturating_sub(self.origin))
     }
 
     /// The hot path: one load; closed admits without a write.
@@ -451,15 +509,87 @@ impl Shared {
     /// counted, or an ignored call) is one load and no write to the state word.
     #[inline]
     fn record(&self, generation: u16, outcome: Outcome) {
+        self.record_timed(generation, outcome, Timing::Untimed);
+    }
+
+    /// [`record`](Self::record), feeding the sliding window (if any) with the call's time.
+    #[inline]
+    fn record_timed(&self, generation: u16, outcome: Outcome, timing: Timing) {
         self.counters.recorded(outcome);
         let s = self.load();
         // Closed, same generation, and (success with no failures, or ignored): no write.
-        let unchanged = s.0 & ((1 << (STATE_WIDTH + state::GENERATION_WIDTH)) - 1)
-            == (generation as u64) << state::GENERATION_SHIFT
+        let current = s.0 & ((1 << (STATE_WIDTH + state::GENERATION_WIDTH)) - 1)
+            == (generation as u64) << state::GENERATION_SHIFT;
+        let unchanged = current
             && (outcome == Outcome::Ignored
                 || (outcome == Outcome::Success && s.failures_bits() == 0));
         if !unchanged || self.record_events {
             self.record_slow(s, generation, outcome, None);
+        }
+        if let Some(window) = &self.window {
+            if current && outcome != Outcome::Ignored {
+                self.feed(window, generation, outcome, timing);
+            }
+        }
+    }
+
+    /// The permit's start time: nanoseconds since the origin plus one when calls are timed,
+    /// 0 otherwise (no clock read).
+    #[inline]
+    fn start(&self) -> u64 {
+        if self.times_calls {
+            self.start_now()
+        } else {
+            0
+        }
+    }
+
+    #[inline(never)]
+    fn start_now(&self) -> u64 {
+        let nanos = self.clock.now().saturating_sub(self.origin).as_nanos();
+        u64::try_from(nanos)
+            .unwrap_or(u64::MAX - 1)
+            .min(u64::MAX - 1)
+            + 1
+    }
+
+    /// Feeds the sliding window one call of the closed `generation`; trips the circuit if a
+    /// rate policy says so, through the same compare-exchange as every transition.
+    #[inline(never)]
+    fn feed(&self, window: &Window, generation: u16, outcome: Outcome, timing: Timing) {
+        let p = &window.policy;
+        let timed_now = p.times_calls() && matches!(timing, Timing::Since(_));
+        let since =
+            (p.needs_time() || timed_now).then(|| self.clock.now().saturating_sub(self.origin));
+        let slow = p.times_calls()
+            && match timing {
+                Timing::Untimed => false,
+                Timing::Took(took) => took > p.slow_threshold,
+                Timing::Since(start) => since.is_some_and(|now| {
+                    now.saturating_sub(Duration::from_nanos(start - 1)) > p.slow_threshold
+                }),
+            };
+        let now = since.map_or(0, duration_to_ticks);
+        let call = Call {
+            failed: outcome == Outcome::Failure,
+            slow,
+        };
+        let still_current = || {
+            let s = self.load();
+            s.state() == State::Closed && s.generation() == generation
+        };
+        if let Some(cause) = window.record(generation, call, now, still_current) {
+            let now = if since.is_some() {
+                now
+            } else {
+                self.now_ticks()
+            };
+            let (decision, prev, written) = self.update(self.load(), |s| {
+                state::trip(s, generation, cause, now, &self.policy)
+            });
+            if let (Some(cause), Some(next)) = (decision, written) {
+                self.transitioned(prev, next, cause, now);
+            }
         }
     }
 
@@ -467,9 +597,24 @@ impl Shared {
     /// time lasts at least `retry_after`.
     #[cold]
     #[inline(never)]
-    fn record_with_retry_after(&self, generation: u16, outcome: Outcome, retry_after: Duration) {
+    fn record_with_retry_after(
+        &self,
+        generation: u16,
+        outcome: Outcome,
+        retry_after: Duration,
+        timing: Timing,
+    ) {
         self.counters.recorded(outcome);
-        self.record_slow(self.load(), generation, outcome, Some(retry_after));
+        let s = self.load();
+        self.record_slow(s, generation, outcome, Some(retry_after));
+        if let Some(window) = &self.window {
+            if s.0 & ((1 << (STATE_WIDTH + state::GENERATION_WIDTH)) - 1)
+                == (generation as u64) << state::GENERATION_SHIFT
+                && outcome != Outcome::Ignored
+            {
+                self.feed(window, generation, outcome, timing);
+            }
+        }
     }
 
     #[cold]
@@ -591,6 +736,8 @@ impl Shared {
 pub struct Permit<'a> {
     shared: Option<&'a Shared>,
     generation: u16,
+    /// When the call was admitted, if calls are timed (see [`Timing::from_start`]).
+    started: u64,
 }
 
 impl Permit<'_> {
@@ -598,7 +745,34 @@ impl Permit<'_> {
     #[inline]
     pub fn record(mut self, outcome: Outcome) {
         if let Some(shared) = self.shared.take() {
-            shared.record(self.generation, outcome);
+            shared.record_timed(self.generation, outcome, Timing::from_start(self.started));
+        }
+    }
+
+    /// Records the call's outcome and how long it took, as the caller measured it, for the
+    /// [slow-call rate](crate::Builder::slow_call_rate) (the permit's own timing is not
+    /// used). Without a slow-call rate the duration is not looked at.
+    ///
+    /// ```
+    /// use cutout::{CircuitBreaker, ManualClock, Outcome, State};
+    /// use std::time::Duration;
+    ///
+    /// let breaker = CircuitBreaker::builder()
+    ///     .slow_call_rate(0.5, Duration::from_secs(1))
+    ///     .minimum_calls(1)
+    ///     .build_with_clock(ManualClock::new())?;
+    /// let permit = breaker.try_acquire()?;
+    /// permit.record_with_duration(Outcome::Success, Duration::from_secs(1)); // not slower
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// let permit = breaker.try_acquire()?;
+    /// permit.record_with_duration(Outcome::Success, Duration::from_millis(1_001));
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn record_with_duration(mut self, outcome: Outcome, took: Duration) {
+        if let Some(shared) = self.shared.take() {
+            shared.record_timed(self.generation, outcome, Timing::Took(took));
         }
     }
 
@@ -628,7 +802,12 @@ impl Permit<'_> {
     #[inline]
     pub fn record_with_retry_after(mut self, outcome: Outcome, retry_after: Duration) {
         if let Some(shared) = self.shared.take() {
-            shared.record_with_retry_after(self.generation, outcome, retry_after);
+            shared.record_with_retry_after(
+                self.generation,
+                outcome,
+                retry_after,
+                Timing::from_start(self.started),
+            );
         }
     }
 
@@ -661,6 +840,8 @@ impl fmt::Debug for Permit<'_> {
 pub struct OwnedPermit {
     shared: Option<Arc<Shared>>,
     generation: u16,
+    /// When the call was admitted, if calls are timed (see [`Timing::from_start`]).
+    started: u64,
 }
 
 impl OwnedPermit {
@@ -668,7 +849,16 @@ impl OwnedPermit {
     #[inline]
     pub fn record(mut self, outcome: Outcome) {
         if let Some(shared) = self.shared.take() {
-            shared.record(self.generation, outcome);
+            shared.record_timed(self.generation, outcome, Timing::from_start(self.started));
+        }
+    }
+
+    /// Records the call's outcome and how long it took, as the caller measured it; see
+    /// [`Permit::record_with_duration`].
+    #[inline]
+    pub fn record_with_duration(mut self, outcome: Outcome, took: Duration) {
+        if let Some(shared) = self.shared.take() {
+            shared.record_timed(self.generation, outcome, Timing::Took(took));
         }
     }
 
@@ -698,7 +888,12 @@ impl OwnedPermit {
     #[inline]
     pub fn record_with_retry_after(mut self, outcome: Outcome, retry_after: Duration) {
         if let Some(shared) = self.shared.take() {
-            shared.record_with_retry_after(self.generation, outcome, retry_after);
+            shared.record_with_retry_after(
+                self.generation,
+                outcome,
+                retry_after,
+                Timing::from_start(self.started),
+            );
         }
     }
 

@@ -9,6 +9,10 @@ use crate::breaker::CircuitBreaker;
 use crate::clock::{Clock, MonotonicClock};
 use crate::listener::{FnTransitionListener, Listener, Transition};
 use crate::state::{MAX_PROBES, MAX_TICK, OpenPolicy, Policy, TICK};
+use crate::window::{
+    DEFAULT_MINIMUM_CALLS, MAX_WINDOW_BUCKETS, MAX_WINDOW_CALLS, Ppm, Shape, SlidingWindow,
+    WindowPolicy,
+};
 
 /// The longest duration any setting accepts: 365 days. Open times, their cap and the
 /// probe lease must fit the tick range with room to spare for years of uptime.
@@ -93,6 +97,51 @@ pub enum ConfigError {
     InvalidMultiplier(f64),
     /// A jitter ratio outside `0.0..=1.0` or not a number.
     InvalidJitter(f64),
+    /// A rate threshold that is not a number in `(0, 1]` (at least one millionth).
+    InvalidRate {
+        /// The setting.
+        setting: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// A count that must be at least 1.
+    ZeroCount {
+        /// The setting.
+        setting: &'static str,
+    },
+    /// A count above what the setting supports.
+    CountTooLarge {
+        /// The setting.
+        setting: &'static str,
+        /// The value given.
+        value: u32,
+        /// The largest accepted.
+        max: u32,
+    },
+    /// A time window whose buckets would be narrower than one millisecond.
+    BucketsNarrowerThanTick {
+        /// The window's span.
+        span: Duration,
+        /// The buckets asked for.
+        buckets: u32,
+    },
+    /// A minimum volume a count window could never hold.
+    MinimumCallsAboveWindow {
+        /// The minimum volume given.
+        minimum_calls: u32,
+        /// The count window's size.
+        window: u32,
+    },
+    /// A sliding window or minimum volume set without any rate to use it.
+    WindowWithoutRate,
+    /// A half-open success rate whose successes and tolerated failures do not fit the
+    /// state word: `successes * (probes - successes + 1)` must be at most 128.
+    HalfOpenRateDoesNotFit {
+        /// The probes given.
+        probes: u32,
+        /// The successes the rate needs among them.
+        successes: u32,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -139,6 +188,35 @@ impl fmt::Display for ConfigError {
             ConfigError::InvalidJitter(j) => {
                 write!(f, "jitter {j} must be between 0 and 1")
             }
+            ConfigError::InvalidRate { setting, value } => write!(
+                f,
+                "{setting} {value} must be above 0 (at least one millionth) and at most 1"
+            ),
+            ConfigError::ZeroCount { setting } => write!(f, "{setting} must be at least 1"),
+            ConfigError::CountTooLarge {
+                setting,
+                value,
+                max,
+            } => write!(f, "{setting} is {value}, at most {max} are supported"),
+            ConfigError::BucketsNarrowerThanTick { span, buckets } => write!(
+                f,
+                "a window of {span:?} cannot hold {buckets} buckets of at least 1ms"
+            ),
+            ConfigError::MinimumCallsAboveWindow {
+                minimum_calls,
+                window,
+            } => write!(
+                f,
+                "minimum calls {minimum_calls} is above the window of {window} calls"
+            ),
+            ConfigError::WindowWithoutRate => f.write_str(
+                "a sliding window or minimum calls was set without a failure or slow-call rate",
+            ),
+            ConfigError::HalfOpenRateDoesNotFit { probes, successes } => write!(
+                f,
+                "a half-open success rate of {successes} in {probes} probes does not fit; \
+                 successes * (failures tolerated + 1) must be at most 128"
+            ),
         }
     }
 }
@@ -155,6 +233,11 @@ impl Error for ConfigError {}
 /// | [`open_duration`](Self::open_duration) | exponential: 5 s, x2, cap 60 s, jitter 0.5 | how long the circuit stays open |
 /// | [`probe_lease`](Self::probe_lease) | 30 s | how long probes may hold every slot without reporting |
 /// | [`name`](Self::name) | `"default"` | the label in events, metrics and health |
+/// | [`failure_rate`](Self::failure_rate) | off | failure share of the sliding window that trips the circuit |
+/// | [`slow_call_rate`](Self::slow_call_rate) | off | slow-call share of the sliding window that trips the circuit |
+/// | [`sliding_window`](Self::sliding_window) | the last 100 calls | the calls the rates are measured over |
+/// | [`minimum_calls`](Self::minimum_calls) | 20 (at most the window) | calls the window must hold before a rate trips |
+/// | [`half_open_success_rate`](Self::half_open_success_rate) | off | close by the share of successful probes |
 ///
 /// ```
 /// use cutout::CircuitBreaker;
@@ -180,6 +263,17 @@ pub struct Builder {
     pub(crate) jitter_seed: Option<u64>,
     pub(crate) listeners: Vec<Arc<dyn Listener>>,
     pub(crate) named_listeners: Vec<NamedListener>,
+    pub(crate) rates: RateSettings,
+}
+
+/// The rate policies' settings, as given (checked by `build()`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RateSettings {
+    pub(crate) window: Option<SlidingWindow>,
+    pub(crate) failure_rate: Option<f64>,
+    pub(crate) slow_call_rate: Option<(f64, Duration)>,
+    pub(crate) minimum_calls: Option<u32>,
+    pub(crate) half_open_success_rate: Option<(f64, u32)>,
 }
 
 /// Makes a listener from the breaker's final name, at build time.
@@ -199,6 +293,7 @@ impl fmt::Debug for Builder {
                 "listeners",
                 &(self.listeners.len() + self.named_listeners.len()),
             )
+            .field("rates", &self.rates)
             .finish()
     }
 }
@@ -220,6 +315,7 @@ impl Default for Builder {
             jitter_seed: None,
             listeners: Vec::new(),
             named_listeners: Vec::new(),
+            rates: RateSettings::default(),
         }
     }
 }
@@ -312,6 +408,115 @@ impl Builder {
     /// Measured in steps of 256 ms, rounded up.
     pub fn probe_lease(mut self, lease: Duration) -> Self {
         self.probe_lease = lease;
+        self
+    }
+
+    /// The window the [failure rate](Self::failure_rate) and
+    /// [slow-call rate](Self::slow_call_rate) are measured over; default the last 100
+    /// calls. See [`window`](crate::window).
+    pub fn sliding_window(mut self, window: SlidingWindow) -> Self {
+        self.rates.window = Some(window);
+        self
+    }
+
+    /// Trips the circuit when failures make up at least `rate` (in `(0, 1]`) of the calls in
+    /// the [sliding window](Self::sliding_window), once it holds
+    /// [`minimum_calls`](Self::minimum_calls). Combines with the consecutive-failure
+    /// threshold: whichever is reached first trips. The trip's cause is
+    /// [`Cause::FailureRate`](crate::Cause::FailureRate).
+    ///
+    /// ```
+    /// use cutout::{CircuitBreaker, ManualClock, Outcome, SlidingWindow, State};
+    ///
+    /// let breaker = CircuitBreaker::builder()
+    ///     .sliding_window(SlidingWindow::Calls(20))
+    ///     .failure_rate(0.25)
+    ///     .minimum_calls(8)
+    ///     .build_with_clock(ManualClock::new())?;
+    /// // One failure in four: never two in a row, but a quarter of the calls.
+    /// for i in 0..8 {
+    ///     let outcome = if i % 4 == 3 { Outcome::Failure } else { Outcome::Success };
+    ///     breaker.try_acquire()?.record(outcome);
+    /// }
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn failure_rate(mut self, rate: f64) -> Self {
+        self.rates.failure_rate = Some(rate);
+        self
+    }
+
+    /// Trips the circuit when calls slower than `slower_than` make up at least `rate` (in
+    /// `(0, 1]`) of the calls in the [sliding window](Self::sliding_window), once it holds
+    /// [`minimum_calls`](Self::minimum_calls). A call is slow when it took strictly longer
+    /// than `slower_than`, whatever its outcome. Calls are timed on the breaker's clock from
+    /// admission to [`record`](crate::Permit::record) (the permit then reads the clock when
+    /// admitted; without a slow-call rate it never does), or report their own time with
+    /// [`record_with_duration`](crate::Permit::record_with_duration). The trip's cause is
+    /// [`Cause::SlowCallRate`](crate::Cause::SlowCallRate).
+    ///
+    /// ```
+    /// use cutout::{CircuitBreaker, ManualClock, Outcome, State};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder()
+    ///     .slow_call_rate(0.5, Duration::from_millis(200))
+    ///     .minimum_calls(2)
+    ///     .build_with_clock(clock.clone())?;
+    /// let permit = breaker.try_acquire()?;
+    /// clock.advance(Duration::from_millis(201));
+    /// permit.record(Outcome::Success); // slow
+    /// breaker.try_acquire()?.record_with_duration(Outcome::Success, Duration::from_millis(5));
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn slow_call_rate(mut self, rate: f64, slower_than: Duration) -> Self {
+        self.rates.slow_call_rate = Some((rate, slower_than));
+        self
+    }
+
+    /// The fewest calls the sliding window must hold before a rate can trip the circuit;
+    /// default 20, or the whole window if a count window is smaller.
+    pub fn minimum_calls(mut self, calls: u32) -> Self {
+        self.rates.minimum_calls = Some(calls);
+        self
+    }
+
+    /// Closes a half-open circuit by rate rather than by
+    /// [consecutive successes](Self::success_threshold): out of `probes` probes, it closes
+    /// once `ceil(rate * probes)` have succeeded and re-opens once more than the rest have
+    /// failed. The decision is made as soon as it is certain, which gives the same answer
+    /// as waiting for all `probes`. Ignored probes do not count. Replaces
+    /// [`success_threshold`](Self::success_threshold); probes are still admitted at most
+    /// [`half_open_max_calls`](Self::half_open_max_calls) at a time. The close's cause is
+    /// [`Cause::ProbeSuccessRate`](crate::Cause::ProbeSuccessRate). See
+    /// [`state`](crate::state) for how the counts fit the state word (`successes * (probes -
+    /// successes + 1)` must be at most 128; any `probes` up to 21 fits).
+    ///
+    /// ```
+    /// use cutout::{Cause, CircuitBreaker, ManualClock, Outcome, State};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder()
+    ///     .failure_threshold(1)
+    ///     .open_duration(Duration::from_secs(1))
+    ///     .half_open_max_calls(2)
+    ///     .half_open_success_rate(0.75, 4) // 3 of 4 probes
+    ///     .build_with_clock(clock.clone())?;
+    /// breaker.try_acquire()?.record(Outcome::Failure);
+    /// clock.advance(Duration::from_secs(1));
+    /// breaker.try_acquire()?.record(Outcome::Failure); // tolerated
+    /// assert_eq!(breaker.state(), State::HalfOpen);
+    /// for _ in 0..3 {
+    ///     breaker.try_acquire()?.record(Outcome::Success);
+    /// }
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn half_open_success_rate(mut self, rate: f64, probes: u32) -> Self {
+        self.rates.half_open_success_rate = Some((rate, probes));
         self
     }
 
@@ -408,7 +613,10 @@ impl Builder {
                 max: MAX_PROBES,
             });
         }
-        if self.success_threshold > self.half_open_max_calls {
+        let (success_threshold, probe_failures_allowed) = self.half_open_rate()?;
+        if self.rates.half_open_success_rate.is_none()
+            && self.success_threshold > self.half_open_max_calls
+        {
             return Err(ConfigError::SuccessThresholdAboveHalfOpenMaxCalls {
                 success_threshold: self.success_threshold,
                 half_open_max_calls: self.half_open_max_calls,
@@ -435,9 +643,12 @@ impl Builder {
             return Err(ConfigError::InvalidJitter(jitter));
         }
         let probe_lease_ticks = ticks("probe lease", self.probe_lease)?;
+        let window = self.window_policy()?;
         Ok(Policy {
             failure_threshold: self.failure_threshold,
-            success_threshold: self.success_threshold,
+            success_threshold,
+            probe_failures_allowed,
+            window,
             half_open_max_calls: self.half_open_max_calls,
             probe_lease_ticks,
             open: OpenPolicy {
@@ -448,6 +659,131 @@ impl Builder {
                 seed: self.jitter_seed.unwrap_or(0),
             },
         })
+    }
+}
+
+impl Builder {
+    /// The success threshold and the probe failures tolerated.
+    fn half_open_rate(&self) -> Result<(u32, u32), ConfigError> {
+        let Some((rate, probes)) = self.rates.half_open_success_rate else {
+            return Ok((self.success_threshold, 0));
+        };
+        let ppm = Ppm::from_ratio(rate).ok_or(ConfigError::InvalidRate {
+            setting: "half-open success rate",
+            value: rate,
+        })?;
+        if probes == 0 {
+            return Err(ConfigError::ZeroCount {
+                setting: "half-open probes",
+            });
+        }
+        let successes = ppm.needed(probes);
+        let failures = probes - successes;
+        if successes as u64 * (failures as u64 + 1) > MAX_PROBES as u64 + 1 {
+            return Err(ConfigError::HalfOpenRateDoesNotFit { probes, successes });
+        }
+        Ok((successes, failures))
+    }
+
+    /// The checked window policy, if any rate is set.
+    fn window_policy(&self) -> Result<Option<WindowPolicy>, ConfigError> {
+        let r = &self.rates;
+        let failure_rate = r
+            .failure_rate
+            .map(|rate| {
+                Ppm::from_ratio(rate).ok_or(ConfigError::InvalidRate {
+                    setting: "failure rate",
+                    value: rate,
+                })
+            })
+            .transpose()?;
+        let (slow_rate, slow_threshold) = match r.slow_call_rate {
+            Some((rate, threshold)) => {
+                let ppm = Ppm::from_ratio(rate).ok_or(ConfigError::InvalidRate {
+                    setting: "slow-call rate",
+                    value: rate,
+                })?;
+                if threshold > MAX_DURATION {
+                    return Err(ConfigError::DurationTooLong {
+                        setting: "slow-call threshold",
+                        value: threshold,
+                        max: MAX_DURATION,
+                    });
+                }
+                (Some(ppm), threshold)
+            }
+            None => (None, Duration::ZERO),
+        };
+        if failure_rate.is_none() && slow_rate.is_none() {
+            if r.window.is_some() || r.minimum_calls.is_some() {
+                return Err(ConfigError::WindowWithoutRate);
+            }
+            return Ok(None);
+        }
+        let window = r.window.unwrap_or_default();
+        let (shape, default_minimum) = match window {
+            SlidingWindow::Calls(0) => {
+                return Err(ConfigError::ZeroCount {
+                    setting: "window calls",
+                });
+            }
+            SlidingWindow::Calls(n) if n > MAX_WINDOW_CALLS => {
+                return Err(ConfigError::CountTooLarge {
+                    setting: "window calls",
+                    value: n,
+                    max: MAX_WINDOW_CALLS,
+                });
+            }
+            SlidingWindow::Calls(n) => (Shape::Calls(n), n.min(DEFAULT_MINIMUM_CALLS)),
+            SlidingWindow::Time { buckets: 0, .. } => {
+                return Err(ConfigError::ZeroCount {
+                    setting: "window buckets",
+                });
+            }
+            SlidingWindow::Time { buckets, .. } if buckets > MAX_WINDOW_BUCKETS => {
+                return Err(ConfigError::CountTooLarge {
+                    setting: "window buckets",
+                    value: buckets,
+                    max: MAX_WINDOW_BUCKETS,
+                });
+            }
+            SlidingWindow::Time { span, buckets } => {
+                let span_ticks = ticks("window span", span)?;
+                if span_ticks < buckets as u64 {
+                    return Err(ConfigError::BucketsNarrowerThanTick { span, buckets });
+                }
+                let width_ticks = span_ticks.div_ceil(buckets as u64);
+                (
+                    Shape::Time {
+                        width_ticks,
+                        buckets,
+                    },
+                    DEFAULT_MINIMUM_CALLS,
+                )
+            }
+        };
+        let minimum_calls = r.minimum_calls.unwrap_or(default_minimum);
+        if minimum_calls == 0 {
+            return Err(ConfigError::ZeroCount {
+                setting: "minimum calls",
+            });
+        }
+        match shape {
+            Shape::Calls(n) if minimum_calls > n => {
+                return Err(ConfigError::MinimumCallsAboveWindow {
+                    minimum_calls,
+                    window: n,
+                });
+            }
+            _ => {}
+        }
+        Ok(Some(WindowPolicy {
+            shape,
+            failure_rate,
+            slow_rate,
+            slow_threshold,
+            minimum_calls,
+        }))
     }
 }
 

@@ -5,7 +5,9 @@
 //! `failure_threshold` consecutive failures it *trips open* and rejects calls at once, so a
 //! sick dependency is not hammered while it recovers. When the open time ends, the next call
 //! turns it *half-open*: a bounded number of probe calls go through; enough successes
-//! *close* it, a failure re-opens it with a longer open time.
+//! *close* it, a failure re-opens it with a longer open time. It can also trip on the
+//! failure rate or the slow-call rate of a sliding window of recent calls, and close by the
+//! success rate of its probes (see [`window`]).
 //!
 //! ```
 //! use cutout::{CallError, CircuitBreaker, Rejected};
@@ -118,6 +120,7 @@ mod listener;
 pub mod observe;
 pub mod state;
 mod sync;
+pub mod window;
 
 pub use breaker::{CircuitBreaker, OwnedPermit, Permit, Stats};
 #[cfg(feature = "tokio")]
@@ -134,3 +137,4 @@ pub use observe::MetricsListener;
 pub use observe::TracingListener;
 pub use observe::{Health, HealthCounts, HealthStatus};
 pub use state::{Cause, Outcome, State};
+pub use window::{SlidingWindow, WindowStats};

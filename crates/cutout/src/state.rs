@@ -20,12 +20,20 @@
 //! |------------------------|-------------|--------|-------|---------------------------------------------|-------------------------------|
 //! | closed, forced closed  | `failures`  | 18..50 | 32    | consecutive failures                        | 0..=threshold                 |
 //! | open                   | `deadline`  | 18..58 | 40    | tick at which the open time ends            | 0..=2^40-1 ticks, saturates   |
-//! | half-open              | `successes` | 18..25 | 7     | probe successes in this half-open period    | 0..=127                       |
+//! | half-open              | `successes` | 18..25 | 7     | probe successes in this half-open period (see below) | 0..=127              |
 //! | half-open              | `probes`    | 25..32 | 7     | probes admitted and not yet reported        | 0..=127                       |
 //! | half-open              | `lease`     | 32..64 | 32    | tick, in units of 256 ticks, at which probes still out are given up | 0..=2^32-1, saturates |
 //! | forced open            | (none)      |        |       |                                             |                               |
 //!
 //! Bits 50..64 (closed) and 58..64 (open) are reserved and always zero.
+//!
+//! **Half-open by rate.** With a half-open success rate (close once `S` of `M` probes
+//! succeed; see [`Builder::half_open_success_rate`](crate::Builder::half_open_success_rate))
+//! a period must count probe failures too, up to `F = M - S` of them, and the half-open
+//! payload has no spare bit. The `successes` field then holds the pair as one number,
+//! `successes * (F + 1) + failures`, which is below `S * (F + 1)`; the builder accepts a
+//! rate only if that is at most 128 (every `M` up to 21 fits, and larger `M` with a rate
+//! near 0 or 1). With `F = 0` (the default) the field is the plain success count.
 //!
 //! **Time** is kept in ticks of one millisecond since the breaker was built
 //! ([`TICK`]). The tick count saturates at [`MAX_TICK`] (2^40 - 1 ms, about 34.8 years of
@@ -340,6 +348,31 @@ pub enum Cause {
         /// The probes given up.
         probes_lost: u32,
     },
+    /// Closed -> open: the failure rate in the sliding window reached its threshold (see
+    /// [`Builder::failure_rate`](crate::Builder::failure_rate)).
+    FailureRate {
+        /// The failures in the window.
+        failures: u32,
+        /// The calls in the window (at least the minimum volume).
+        calls: u32,
+    },
+    /// Closed -> open: the share of slow calls in the sliding window reached its threshold
+    /// (see [`Builder::slow_call_rate`](crate::Builder::slow_call_rate)).
+    SlowCallRate {
+        /// The slow calls in the window.
+        slow: u32,
+        /// The calls in the window (at least the minimum volume).
+        calls: u32,
+    },
+    /// Half-open -> closed: enough probes of the half-open period succeeded for the
+    /// half-open success rate (see
+    /// [`Builder::half_open_success_rate`](crate::Builder::half_open_success_rate)).
+    ProbeSuccessRate {
+        /// The probe successes, the fewest that reach the rate.
+        successes: u32,
+        /// The probe failures in the same period (fewer than would miss the rate).
+        failures: u32,
+    },
     /// Any state -> forced open, by [`force_open`](crate::CircuitBreaker::force_open).
     ForcedOpen,
     /// Any state -> forced closed, by [`force_closed`](crate::CircuitBreaker::force_closed).
@@ -357,6 +390,9 @@ impl Cause {
             Cause::ProbesSucceeded { .. } => "probes_succeeded",
             Cause::ProbeFailed { .. } => "probe_failed",
             Cause::ProbeLeaseExpired { .. } => "probe_lease_expired",
+            Cause::FailureRate { .. } => "failure_rate",
+            Cause::SlowCallRate { .. } => "slow_call_rate",
+            Cause::ProbeSuccessRate { .. } => "probe_success_rate",
             Cause::ForcedOpen => "forced_open",
             Cause::ForcedClosed => "forced_closed",
             Cause::Reset => "reset",
@@ -396,6 +432,11 @@ pub(crate) struct Policy {
     pub(crate) half_open_max_calls: u32,
     pub(crate) probe_lease_ticks: u64,
     pub(crate) open: OpenPolicy,
+    /// Probe failures a half-open period tolerates (0: the first failure re-opens). When
+    /// not 0, the `successes` field holds `successes * (allowed + 1) + failures`.
+    pub(crate) probe_failures_allowed: u32,
+    /// The rate policies' window, if any.
+    pub(crate) window: Option<crate::window::WindowPolicy>,
 }
 
 /// How long each open period lasts, in ticks.
@@ -586,21 +627,40 @@ pub(crate) fn record(
             }
         }
         (State::HalfOpen, Outcome::Success) => {
-            let successes = s.successes_bits() + 1;
+            // The successes field holds `successes * radix + failures` (radix 1, the plain
+            // count, unless probe failures are tolerated).
+            let radix = p.probe_failures_allowed as u64 + 1;
+            let code = s.successes_bits();
+            let successes = code / radix + 1;
             if successes >= p.success_threshold as u64 {
                 let next = Snapshot::new(State::Closed, s.next_generation(), 0);
-                (
-                    counted(Some(Cause::ProbesSucceeded {
+                let cause = if p.probe_failures_allowed == 0 {
+                    Cause::ProbesSucceeded {
                         successes: successes as u32,
-                    })),
-                    Some(next),
-                )
+                    }
+                } else {
+                    Cause::ProbeSuccessRate {
+                        successes: successes as u32,
+                        failures: (code % radix) as u32,
+                    }
+                };
+                (counted(Some(cause)), Some(next))
             } else {
                 let next = s
-                    .with_successes_bits(successes)
+                    .with_successes_bits(code + radix)
                     .with_probes_bits(s.probes_bits().saturating_sub(1));
                 (counted(None), Some(next))
             }
+        }
+        (State::HalfOpen, Outcome::Failure)
+            if s.successes_bits() % (p.probe_failures_allowed as u64 + 1)
+                < p.probe_failures_allowed as u64 =>
+        {
+            // A tolerated probe failure: counted, and its slot released.
+            let next = s
+                .with_successes_bits(s.successes_bits() + 1)
+                .with_probes_bits(s.probes_bits().saturating_sub(1));
+            (counted(None), Some(next))
         }
         (State::HalfOpen, Outcome::Failure) => {
             let backoff = (s.backoff() + 1).min(MAX_BACKOFF);
@@ -640,6 +700,22 @@ pub(crate) fn record_with_open_until(
         _ => n,
     });
     (decision, next)
+}
+
+/// Closed -> open for a rate policy's `cause`, decided on the counts of a call admitted in
+/// `generation`: only if the circuit is still closed in that generation (so a trip happens
+/// once, whoever else decides it).
+pub(crate) fn trip(
+    s: Snapshot,
+    generation: u16,
+    cause: Cause,
+    now: u64,
+    p: &Policy,
+) -> (Option<Cause>, Option<Snapshot>) {
+    if s.state() != State::Closed || s.generation() != generation {
+        return (None, None);
+    }
+    (Some(cause), Some(open(s.next_generation(), 0, now, p)))
 }
 
 fn open(generation: u16, backoff: u32, now: u64, p: &Policy) -> Snapshot {
@@ -694,6 +770,8 @@ mod tests {
                 jitter: 0.0,
                 seed: 7,
             },
+            probe_failures_allowed: 0,
+            window: None,
         }
     }
 
@@ -865,6 +943,108 @@ mod tests {
         // The hint saturates at the end of the tick range.
         let (_, next) = record_with_open_until(s, 4, Outcome::Failure, 0, u64::MAX, &p);
         assert_eq!(next.unwrap().deadline(), Some(MAX_TICK));
+    }
+
+    #[test]
+    fn half_open_by_rate_tolerates_failures_up_to_the_rest() {
+        // 3 of 5 probes: S = 3, F = 2; the field holds successes * 3 + failures.
+        let mut p = policy();
+        p.success_threshold = 3;
+        p.probe_failures_allowed = 2;
+        p.half_open_max_calls = 5;
+        let half = |code: u64, probes: u64| {
+            Snapshot::new(State::HalfOpen, 9, 1)
+                .with_successes_bits(code)
+                .with_probes_bits(probes)
+                .with_lease_bits(4)
+        };
+        // A failure while fewer than F failed: counted, slot released, still half-open.
+        let (d, next) = record(half(0, 2), 9, Outcome::Failure, 10, &p);
+        assert_eq!(d, Record::Counted { cause: None });
+        assert_eq!(next, Some(half(1, 1)));
+        // A success adds the radix.
+        let (d, next) = record(half(1, 1), 9, Outcome::Success, 10, &p);
+        assert_eq!(d, Record::Counted { cause: None });
+        assert_eq!(next, Some(half(4, 0)));
+        // The F+1-th failure re-opens, with backoff, as a failed probe.
+        let (d, next) = record(half(2, 1), 9, Outcome::Failure, 10, &p);
+        assert_eq!(
+            d,
+            Record::Counted {
+                cause: Some(Cause::ProbeFailed { backoff: 2 })
+            }
+        );
+        assert_eq!(next.unwrap().state(), State::Open);
+        // The S-th success closes, naming both counts.
+        let (d, next) = record(half(2 * 3 + 2, 1), 9, Outcome::Success, 10, &p);
+        assert_eq!(
+            d,
+            Record::Counted {
+                cause: Some(Cause::ProbeSuccessRate {
+                    successes: 3,
+                    failures: 2
+                })
+            }
+        );
+        assert_eq!(next, Some(Snapshot::new(State::Closed, 10, 0)));
+        // Ignored probes count for nothing.
+        let (_, next) = record(half(4, 2), 9, Outcome::Ignored, 10, &p);
+        assert_eq!(next, Some(half(4, 1)));
+    }
+
+    proptest! {
+        /// The early decision gives the same answer as judging all `M` probes: close iff
+        /// at least `S` of them succeed.
+        #[test]
+        fn half_open_by_rate_matches_judging_every_probe(
+            s_needed in 1u32..=12,
+            f_allowed in 0u32..=9,
+            outcomes in proptest::collection::vec(any::<bool>(), 21),
+        ) {
+            let mut p = policy();
+            p.success_threshold = s_needed;
+            p.probe_failures_allowed = f_allowed;
+            p.half_open_max_calls = 1;
+            let m = (s_needed + f_allowed) as usize;
+            let expect_close = outcomes[..m].iter().filter(|ok| **ok).count() >= s_needed as usize;
+            let mut s = Snapshot::new(State::HalfOpen, 1, 0)
+                .with_probes_bits(1)
+                .with_lease_bits(4);
+            let mut decided = None;
+            for ok in &outcomes[..m] {
+                let outcome = if *ok { Outcome::Success } else { Outcome::Failure };
+                let (_, next) = record(s, 1, outcome, 0, &p);
+                let next = next.unwrap();
+                if next.state() != State::HalfOpen {
+                    decided = Some(next.state() == State::Closed);
+                    break;
+                }
+                s = next.with_probes_bits(1);
+            }
+            prop_assert_eq!(decided, Some(expect_close));
+        }
+    }
+
+    #[test]
+    fn a_rate_trip_happens_only_from_the_closed_generation_it_judged() {
+        let p = policy();
+        let closed = Snapshot::new(State::Closed, 4, 0).with_failures_bits(1);
+        let cause = Cause::FailureRate {
+            failures: 5,
+            calls: 10,
+        };
+        let (c, next) = trip(closed, 4, cause, 50, &p);
+        assert_eq!(c, Some(cause));
+        let next = next.unwrap();
+        assert_eq!(next.state(), State::Open);
+        assert_eq!(next.generation(), 5);
+        assert_eq!(next.backoff(), 0);
+        assert_eq!(next.deadline(), Some(150));
+        // Someone else tripped first, or the call was of an older generation: no write.
+        assert_eq!(trip(next, 4, cause, 50, &p), (None, None));
+        assert_eq!(trip(closed, 3, cause, 50, &p), (None, None));
+        let forced = Snapshot::new(State::ForcedClosed, 4, 0);
+        assert_eq!(trip(forced, 4, cause, 50, &p), (None, None));
     }
 
     #[test]

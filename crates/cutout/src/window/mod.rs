@@ -1,0 +1,574 @@
+//! Rate policies: trip on the failure rate or the slow-call rate of the recent calls.
+//!
+//! Besides consecutive failures, a breaker can watch a *sliding window* of recent calls and
+//! trip when, once the window holds at least `minimum_calls` calls,
+//!
+//! * the share of failures reaches the [failure rate](crate::Builder::failure_rate)
+//!   threshold, or
+//! * the share of calls slower than a duration reaches the
+//!   [slow-call rate](crate::Builder::slow_call_rate) threshold.
+//!
+//! Every configured policy is checked; the first that says so trips the circuit, through
+//! the same compare-exchange as any other transition, so a trip happens once and its
+//! listener is called once. A rate *equal* to its threshold trips. Thresholds are kept to
+//! millionths and compared in integers (`failures * 1_000_000 >= threshold * calls`), so
+//! `0.3` with 10 calls trips at exactly 3 failures.
+//!
+//! ```
+//! use cutout::{Cause, CircuitBreaker, ManualClock, Outcome, SlidingWindow, State};
+//! use std::sync::{Arc, Mutex};
+//!
+//! let causes = Arc::new(Mutex::new(Vec::new()));
+//! let log = causes.clone();
+//! let breaker = CircuitBreaker::builder()
+//!     .failure_threshold(100) // consecutive failures alone would not trip here
+//!     .sliding_window(SlidingWindow::Calls(10))
+//!     .failure_rate(0.5)
+//!     .minimum_calls(10)
+//!     .on_transition(move |t| log.lock().unwrap().push(t.cause))
+//!     .build_with_clock(ManualClock::new())?;
+//! for i in 0..10 {
+//!     let outcome = if i % 2 == 0 { Outcome::Failure } else { Outcome::Success };
+//!     breaker.try_acquire()?.record(outcome);
+//! }
+//! assert_eq!(breaker.state(), State::Open);
+//! assert_eq!(*causes.lock().unwrap(), [Cause::FailureRate { failures: 5, calls: 10 }]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The windows
+//!
+//! * [`SlidingWindow::Calls(n)`](SlidingWindow::Calls): the last `n` calls, a ring of `n`
+//!   slots and running totals. Exact in sequential use: the call that falls out of the
+//!   window is the one `n` calls back. A call that leaves the window takes its failure
+//!   with it.
+//! * [`SlidingWindow::Time { span, buckets }`](SlidingWindow::Time): the calls of the last
+//!   `span`, in `buckets` buckets of `span / buckets` each (rounded up to whole
+//!   milliseconds). The window is the current bucket and the `buckets - 1` before it, so it
+//!   covers between `span - span / buckets` and `span` of history. A bucket is recognised
+//!   as stale by the time stamp it carries and is reset by the first call that lands in it,
+//!   so an idle gap of any length (years, or the clock's saturation after 34.8 years)
+//!   leaves nothing behind. Each bucket counts at most 1,048,575 calls, failures and slow
+//!   calls (the counts saturate there): use more buckets for heavier traffic.
+//!
+//! Both are lock-free, cost O(1) per call (the time window sums its buckets only when a
+//! call fails, is slow, starts a new bucket, or the rate was already at its threshold
+//! below the minimum volume), and use memory fixed by the configuration: 8 bytes a slot,
+//! 24 bytes a bucket, never more with traffic. In the steady state of a healthy
+//! dependency, a count window costs one `fetch_add` per call and a time window one
+//! compare-exchange plus the clock read.
+//!
+//! # What is counted
+//!
+//! The window is fed only by calls admitted while the circuit is closed, whose permit is of
+//! the current generation, and that end in [`Success`](crate::Outcome::Success) or
+//! [`Failure`](crate::Outcome::Failure); ignored calls, half-open probes, calls made while
+//! forced closed and stale results are not counted. The window starts empty each time the
+//! circuit closes (and on [`reset`](crate::CircuitBreaker::reset)): the first call of a
+//! new closed period clears it, lazily, by moving it to a new epoch.
+//!
+//! # Exactness under concurrency
+//!
+//! Sequentially, both windows are exact (the tests check them call by call against a
+//! reference model). Under concurrency:
+//!
+//! * the count window's running totals never drift (every slot change is applied to them
+//!   exactly once), but when two calls `n` positions apart finish at once, the older may
+//!   land last and stay in the window in place of the newer;
+//! * in the time window, a call that finishes as its bucket is being rolled over may be
+//!   counted in the next bucket or dropped;
+//! * a result that was in flight when the circuit closed and reopened may be dropped, or be
+//!   counted in the new closed period's window.
+//!
+//! Tags are kept in fixed widths: a count-window result delayed across 32,768 window
+//! epochs (closes and resets) between two of its steps, or a time-window bucket untouched
+//! for 2^44 bucket widths plus epochs, could be taken as current. Like the core's
+//! generation wrap, neither happens without a call hanging through that many cycles.
+
+mod count;
+mod time;
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::state::Cause;
+use crate::sync::{AtomicU64, Ordering};
+
+pub(crate) use count::CountWindow;
+pub(crate) use time::TimeWindow;
+
+/// The calls a rate is measured over; see [the module docs](crate::window).
+///
+/// ```
+/// use cutout::{CircuitBreaker, SlidingWindow};
+/// use std::time::Duration;
+///
+/// let by_calls = CircuitBreaker::builder()
+///     .sliding_window(SlidingWindow::Calls(100))
+///     .failure_rate(0.5)
+///     .build()?;
+/// let by_time = CircuitBreaker::builder()
+///     .sliding_window(SlidingWindow::Time { span: Duration::from_secs(10), buckets: 10 })
+///     .failure_rate(0.5)
+///     .minimum_calls(50)
+///     .build()?;
+/// # Ok::<(), cutout::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SlidingWindow {
+    /// The last `n` calls (1 to [`MAX_WINDOW_CALLS`]).
+    Calls(u32),
+    /// The calls of the last `span`, kept in `buckets` buckets (1 to [`MAX_WINDOW_BUCKETS`],
+    /// each at least one millisecond wide).
+    Time {
+        /// How far back the window reaches.
+        span: Duration,
+        /// How many buckets the span is cut into: more buckets slide more smoothly.
+        buckets: u32,
+    },
+}
+
+impl Default for SlidingWindow {
+    /// The last 100 calls.
+    fn default() -> Self {
+        SlidingWindow::Calls(100)
+    }
+}
+
+/// The largest count window: the running totals keep 16-bit signed counts.
+pub const MAX_WINDOW_CALLS: u32 = 1 << 14;
+/// The most buckets a time window may have.
+pub const MAX_WINDOW_BUCKETS: u32 = 1 << 12;
+/// The minimum volume used when none is set: 20 calls, or the whole window if a count
+/// window is smaller.
+pub const DEFAULT_MINIMUM_CALLS: u32 = 20;
+
+/// The counts in a breaker's window, from
+/// [`CircuitBreaker::window_stats`](crate::CircuitBreaker::window_stats).
+///
+/// ```
+/// use cutout::{CircuitBreaker, ManualClock, Outcome, SlidingWindow, WindowStats};
+///
+/// let breaker = CircuitBreaker::builder()
+///     .sliding_window(SlidingWindow::Calls(4))
+///     .failure_rate(0.9)
+///     .build_with_clock(ManualClock::new())?;
+/// for outcome in [Outcome::Failure, Outcome::Success, Outcome::Success] {
+///     breaker.try_acquire()?.record(outcome);
+/// }
+/// let w = breaker.window_stats().unwrap();
+/// assert_eq!((w.calls, w.failures, w.slow), (3, 1, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct WindowStats {
+    /// Calls in the window.
+    pub calls: u32,
+    /// Failures among them.
+    pub failures: u32,
+    /// Calls among them slower than the slow-call threshold.
+    pub slow: u32,
+}
+
+/// Counts read from a window (sequentially exact; see the module docs under concurrency).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) calls: u32,
+    pub(crate) failures: u32,
+    pub(crate) slow: u32,
+}
+
+impl From<Counts> for WindowStats {
+    fn from(c: Counts) -> Self {
+        WindowStats {
+            calls: c.calls,
+            failures: c.failures,
+            slow: c.slow,
+        }
+    }
+}
+
+/// One finished call, as the window sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Call {
+    pub(crate) failed: bool,
+    pub(crate) slow: bool,
+}
+
+impl Call {
+    const FAILED: u64 = 1;
+    const SLOW: u64 = 2;
+
+    #[inline]
+    pub(crate) fn bits(self) -> u64 {
+        ((self.failed as u64) * Self::FAILED) | ((self.slow as u64) * Self::SLOW)
+    }
+}
+
+/// A threshold in millionths: `ratio` rounded to the nearest millionth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ppm(pub(crate) u32);
+
+impl Ppm {
+    pub(crate) const ONE: u64 = 1_000_000;
+
+    /// `None` unless `ratio` is a number in `(0, 1]` that rounds to at least one millionth.
+    pub(crate) fn from_ratio(ratio: f64) -> Option<Ppm> {
+        if !(ratio > 0.0 && ratio <= 1.0) {
+            return None;
+        }
+        let ppm = (ratio * Self::ONE as f64).round();
+        (ppm >= 1.0).then_some(Ppm(ppm as u32))
+    }
+
+    /// Whether `part / whole` is at least this threshold (`whole > 0`).
+    #[inline]
+    pub(crate) fn reached(self, part: u32, whole: u32) -> bool {
+        part as u64 * Self::ONE >= self.0 as u64 * whole as u64
+    }
+
+    /// The fewest of `whole` that reach this threshold: `ceil(threshold * whole)`.
+    pub(crate) fn needed(self, whole: u32) -> u32 {
+        (self.0 as u64 * whole as u64).div_ceil(Self::ONE) as u32
+    }
+}
+
+/// The shape of a window, in ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Calls(u32),
+    Time { width_ticks: u64, buckets: u32 },
+}
+
+/// Everything a breaker needs to keep and judge its window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WindowPolicy {
+    pub(crate) shape: Shape,
+    pub(crate) failure_rate: Option<Ppm>,
+    pub(crate) slow_rate: Option<Ppm>,
+    /// Calls slower than this (strictly) are slow.
+    pub(crate) slow_threshold: Duration,
+    pub(crate) minimum_calls: u32,
+}
+
+/// What the window's counts say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Trip, for this cause.
+    Trip(Cause),
+    /// A rate is at its threshold, but the window has fewer calls than the minimum.
+    Pending,
+    /// Every rate is below its threshold.
+    Below,
+}
+
+impl WindowPolicy {
+    /// Judge `c` (failures and slow calls are cut to `calls`, which concurrency may leave
+    /// behind for a moment).
+    pub(crate) fn judge(&self, c: Counts) -> Verdict {
+        if c.calls == 0 {
+            return Verdict::Below;
+        }
+        let failures = c.failures.min(c.calls);
+        let slow = c.slow.min(c.calls);
+        let failing = self
+            .failure_rate
+            .is_some_and(|t| t.reached(failures, c.calls));
+        let slowing = self.slow_rate.is_some_and(|t| t.reached(slow, c.calls));
+        if !(failing || slowing) {
+            Verdict::Below
+        } else if c.calls < self.minimum_calls {
+            Verdict::Pending
+        } else if failing {
+            Verdict::Trip(Cause::FailureRate {
+                failures,
+                calls: c.calls,
+            })
+        } else {
+            Verdict::Trip(Cause::SlowCallRate {
+                slow,
+                calls: c.calls,
+            })
+        }
+    }
+
+    /// Whether the window needs the time of each call.
+    pub(crate) fn needs_time(&self) -> bool {
+        matches!(self.shape, Shape::Time { .. })
+    }
+
+    /// Whether calls must be timed.
+    pub(crate) fn times_calls(&self) -> bool {
+        self.slow_rate.is_some()
+    }
+}
+
+/// A breaker's window: the policy and the counters.
+pub(crate) struct Window {
+    pub(crate) policy: WindowPolicy,
+    control: Control,
+    kind: Kind,
+}
+
+enum Kind {
+    Calls(CountWindow),
+    Time(TimeWindow),
+}
+
+impl fmt::Debug for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Window")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Window {
+    pub(crate) fn new(policy: WindowPolicy) -> Self {
+        let kind = match policy.shape {
+            Shape::Calls(n) => Kind::Calls(CountWindow::new(n)),
+            Shape::Time {
+                width_ticks,
+                buckets,
+            } => Kind::Time(TimeWindow::new(width_ticks, buckets)),
+        };
+        Window {
+            policy,
+            control: Control::new(),
+            kind,
+        }
+    }
+
+    /// Feed one call of a closed period of `generation`, finished at tick `now` (read only
+    /// by time windows). `still_current` says whether `generation` is still the breaker's
+    /// closed generation; it is asked before the window moves to a new epoch. Returns the
+    /// cause to trip for, if the window says so.
+    #[inline]
+    pub(crate) fn record(
+        &self,
+        generation: u16,
+        call: Call,
+        now: u64,
+        still_current: impl FnOnce() -> bool,
+    ) -> Option<Cause> {
+        let epoch = self.control.epoch(generation, still_current)?;
+        let counts = match &self.kind {
+            Kind::Calls(w) => w.record(epoch, call)?,
+            Kind::Time(w) => w.record(epoch, call, now)?,
+        };
+        match self.policy.judge(counts) {
+            Verdict::Trip(cause) => Some(cause),
+            verdict => {
+                if let Kind::Time(w) = &self.kind {
+                    w.set_pending(verdict == Verdict::Pending);
+                }
+                None
+            }
+        }
+    }
+
+    /// The counts of `generation`'s window at tick `now` (zero if the window is on another
+    /// generation, which it leaves on its first call).
+    pub(crate) fn counts(&self, generation: u16, now: u64) -> Counts {
+        let Some(epoch) = self.control.peek(generation) else {
+            return Counts::default();
+        };
+        match &self.kind {
+            Kind::Calls(w) => w.counts(epoch),
+            Kind::Time(w) => w.counts(epoch, now),
+        }
+    }
+
+    /// Empties the window (for a reset of a closed breaker).
+    pub(crate) fn clear(&self) {
+        self.control.clear();
+    }
+}
+
+/// The window's epoch: the closed generation it counts for, and a counter bumped each time
+/// the window is emptied.
+///
+/// ```text
+///  63                                          10 9            0
+/// +----------------------------------------------+--------------+
+/// |                  epoch                       |  generation  |
+/// +----------------------------------------------+--------------+
+/// ```
+///
+/// `epoch` (54 bits) starts at 1, so zeroed slots and buckets belong to no epoch. It grows
+/// by one per closed period and per reset: it does not wrap in practice.
+#[derive(Debug)]
+#[repr(align(128))]
+pub(crate) struct Control {
+    word: AtomicU64,
+}
+
+const GENERATION_BITS: u32 = crate::state::GENERATION_WIDTH;
+const GENERATION_MASK: u64 = (1 << GENERATION_BITS) - 1;
+
+impl Control {
+    fn new() -> Self {
+        Control {
+            word: AtomicU64::new(1 << GENERATION_BITS),
+        }
+    }
+
+    /// The epoch for `generation`, moving the window to a new epoch if it was on another
+    /// generation and `still_current()` says `generation` is the breaker's; `None` for a
+    /// result from a generation that has passed.
+    #[inline]
+    fn epoch(&self, generation: u16, still_current: impl FnOnce() -> bool) -> Option<u64> {
+        let c = self.word.load(Ordering::Acquire);
+        if c & GENERATION_MASK == generation as u64 {
+            return Some(c >> GENERATION_BITS);
+        }
+        self.begin(c, generation, still_current)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn begin(
+        &self,
+        mut c: u64,
+        generation: u16,
+        still_current: impl FnOnce() -> bool,
+    ) -> Option<u64> {
+        if !still_current() {
+            return None;
+        }
+        loop {
+            let next = (((c >> GENERATION_BITS) + 1) << GENERATION_BITS) | generation as u64;
+            match self
+                .word
+                .compare_exchange(c, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(next >> GENERATION_BITS),
+                Err(actual) if actual & GENERATION_MASK == generation as u64 => {
+                    return Some(actual >> GENERATION_BITS);
+                }
+                Err(actual) => c = actual,
+            }
+        }
+    }
+
+    fn peek(&self, generation: u16) -> Option<u64> {
+        let c = self.word.load(Ordering::Acquire);
+        (c & GENERATION_MASK == generation as u64).then_some(c >> GENERATION_BITS)
+    }
+
+    fn clear(&self) {
+        self.word.fetch_add(1 << GENERATION_BITS, Ordering::AcqRel);
+    }
+}
+
+/// Pads a hot atomic to its own cache line pair.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(failure: Option<f64>, slow: Option<f64>, minimum_calls: u32) -> WindowPolicy {
+        WindowPolicy {
+            shape: Shape::Calls(10),
+            failure_rate: failure.and_then(Ppm::from_ratio),
+            slow_rate: slow.and_then(Ppm::from_ratio),
+            slow_threshold: Duration::from_millis(100),
+            minimum_calls,
+        }
+    }
+
+    fn counts(calls: u32, failures: u32, slow: u32) -> Counts {
+        Counts {
+            calls,
+            failures,
+            slow,
+        }
+    }
+
+    #[test]
+    fn ppm_rounds_and_refuses_what_is_not_a_rate() {
+        assert_eq!(Ppm::from_ratio(0.5), Some(Ppm(500_000)));
+        assert_eq!(Ppm::from_ratio(1.0), Some(Ppm(1_000_000)));
+        assert_eq!(Ppm::from_ratio(0.000_000_6), Some(Ppm(1)));
+        for bad in [0.0, -0.1, 1.000_001, f64::NAN, f64::INFINITY, 0.000_000_4] {
+            assert_eq!(Ppm::from_ratio(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rate_equal_to_the_threshold_is_reached() {
+        // 0.3 * 10 is 3.0000000000000004 in floats; in millionths it is exact.
+        let t = Ppm::from_ratio(0.3).unwrap();
+        assert!(t.reached(3, 10));
+        assert!(!t.reached(2, 10));
+        assert_eq!(t.needed(10), 3);
+        assert_eq!(Ppm::from_ratio(0.8).unwrap().needed(10), 8);
+        assert_eq!(Ppm::from_ratio(0.81).unwrap().needed(10), 9);
+        assert!(Ppm(1_000_000).reached(u32::MAX, u32::MAX));
+    }
+
+    #[test]
+    fn judge_needs_the_minimum_volume() {
+        let p = policy(Some(0.5), None, 4);
+        assert_eq!(p.judge(counts(0, 0, 0)), Verdict::Below);
+        assert_eq!(p.judge(counts(3, 3, 0)), Verdict::Pending);
+        assert_eq!(p.judge(counts(3, 1, 0)), Verdict::Below);
+        assert_eq!(
+            p.judge(counts(4, 2, 0)),
+            Verdict::Trip(Cause::FailureRate {
+                failures: 2,
+                calls: 4
+            })
+        );
+        assert_eq!(p.judge(counts(5, 2, 0)), Verdict::Below);
+        // Counts a racing reader saw out of step are cut to the calls.
+        assert_eq!(
+            p.judge(counts(4, 9, 0)),
+            Verdict::Trip(Cause::FailureRate {
+                failures: 4,
+                calls: 4
+            })
+        );
+    }
+
+    #[test]
+    fn judge_checks_every_rate_and_names_the_failure_rate_first() {
+        let p = policy(Some(0.5), Some(0.25), 4);
+        assert_eq!(
+            p.judge(counts(4, 0, 1)),
+            Verdict::Trip(Cause::SlowCallRate { slow: 1, calls: 4 })
+        );
+        assert_eq!(
+            p.judge(counts(4, 2, 1)),
+            Verdict::Trip(Cause::FailureRate {
+                failures: 2,
+                calls: 4
+            })
+        );
+        let slow_only = policy(None, Some(1.0), 1);
+        assert_eq!(slow_only.judge(counts(9, 9, 8)), Verdict::Below);
+        assert_eq!(
+            slow_only.judge(counts(9, 9, 9)),
+            Verdict::Trip(Cause::SlowCallRate { slow: 9, calls: 9 })
+        );
+    }
+
+    #[test]
+    fn control_moves_to_a_new_epoch_per_generation_and_clear() {
+        let c = Control::new();
+        assert_eq!(c.epoch(0, || unreachable!()), Some(1));
+        assert_eq!(c.epoch(5, || false), None);
+        assert_eq!(c.peek(5), None);
+        assert_eq!(c.epoch(5, || true), Some(2));
+        assert_eq!(c.epoch(5, || unreachable!()), Some(2));
+        assert_eq!(c.peek(5), Some(2));
+        c.clear();
+        assert_eq!(c.peek(5), Some(3));
+        assert_eq!(c.epoch(1023, || true), Some(4));
+        assert_eq!(c.peek(1023), Some(4));
+    }
+}
