@@ -523,8 +523,11 @@ impl Shared {
         let unchanged = current
             && (outcome == Outcome::Ignored
                 || (outcome == Outcome::Success && s.failures_bits() == 0));
-        if !unchanged || self.record_events {
+        if !unchanged {
             self.record_slow(s, generation, outcome, None);
+        } else if self.record_events {
+            // Nothing to change in the word: only the listeners to tell.
+            self.notify_recorded(outcome, false);
         }
         if let Some(window) = &self.window {
             if current && outcome != Outcome::Ignored {
@@ -660,9 +663,16 @@ impl Shared {
             self.transitioned(prev, next, cause, now);
         }
         if self.record_events {
-            for l in self.listeners.iter() {
-                l.on_recorded(&self.name, outcome, stale);
-            }
+            self.notify_recorded(outcome, stale);
+        }
+    }
+
+    /// Tells the listeners about a recorded outcome; out of line, so the closed path stays
+    /// small when no listener wants outcomes.
+    #[inline(never)]
+    fn notify_recorded(&self, outcome: Outcome, stale: bool) {
+        for l in self.listeners.iter() {
+            l.on_recorded(&self.name, outcome, stale);
         }
     }
 
