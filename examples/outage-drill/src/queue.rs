@@ -1,0 +1,400 @@
+//! The durable order queue: an embedded [`redb`] database in one file.
+//!
+//! Orders the payment service could not take are pushed here and answered `202 pending`;
+//! the order service's worker pays them later, with the idempotency key they were queued
+//! with. Every change is one redb write transaction. A push is committed durably (fsync,
+//! [`redb::Durability::Immediate`]) before the order service answers, so a queued order
+//! survives a crash or a restart of the process. Completions are committed with
+//! [`redb::Durability::Eventual`] (written, not waited for): losing one in a crash only
+//! means the order is paid again with its key, which the payment service answers with the
+//! original payment.
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `pending` | sequence number (oldest first) | the [`QueuedOrder`] as JSON |
+//! | `pending_by_order` | order id | sequence number |
+//! | `done` | order id | the [`Completion`] as JSON |
+//! | `meta` | `"next_seq"` | the next sequence number |
+//!
+//! Completing an order moves it from `pending` to `done` in one transaction. If the process
+//! dies after the payment service charged but before that commit, the order is still
+//! pending and is paid again with the **same** idempotency key: the payment service answers
+//! with the original payment and charges nothing. That is what makes the drain exactly once.
+
+use std::error::Error;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+const PENDING: TableDefinition<'_, u64, &str> = TableDefinition::new("pending");
+const PENDING_BY_ORDER: TableDefinition<'_, &str, u64> = TableDefinition::new("pending_by_order");
+const DONE: TableDefinition<'_, &str, &str> = TableDefinition::new("done");
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+
+/// An order waiting for payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedOrder {
+    /// Its place in the queue (oldest first).
+    pub seq: u64,
+    /// The order id.
+    pub order_id: String,
+    /// The idempotency key of its first payment attempt; every retry uses it.
+    pub idempotency_key: String,
+    /// The amount, in cents.
+    pub amount_cents: u64,
+}
+
+/// How an order got paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// Paid while the customer waited.
+    Live,
+    /// Queued, then paid by the worker.
+    Queue,
+}
+
+/// A paid order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    /// The payment's id.
+    pub payment_id: String,
+    /// How it got paid.
+    pub via: Via,
+}
+
+/// What [`Queue::push`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued, with this sequence number.
+    Added(u64),
+    /// The order was already waiting; nothing changed.
+    AlreadyPending(u64),
+    /// The order was already paid; nothing changed.
+    AlreadyDone(Completion),
+}
+
+/// Where an order stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderStatus {
+    /// Waiting in the queue.
+    Pending(QueuedOrder),
+    /// Paid.
+    Done(Completion),
+}
+
+/// A storage error.
+#[derive(Debug)]
+pub struct QueueError(Box<dyn Error + Send + Sync>);
+
+impl fmt::Display for QueueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "order queue: {}", self.0)
+    }
+}
+
+impl Error for QueueError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+macro_rules! from_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for QueueError {
+            fn from(e: $t) -> Self {
+                QueueError(Box::new(e))
+            }
+        }
+    )*};
+}
+from_errors!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    serde_json::Error
+);
+
+/// The durable queue. One process opens a file at a time (redb locks it).
+///
+/// ```
+/// use outage_drill::queue::{Pushed, Queue, Via};
+///
+/// let dir = tempfile::tempdir()?;
+/// let queue = Queue::open(dir.path().join("orders.redb"))?;
+/// let Pushed::Added(seq) = queue.push("o-1", "order-o-1", 1999)? else { unreachable!() };
+/// assert_eq!(queue.pending_len()?, 1);
+/// assert!(queue.complete(seq, "o-1", "pay-1")?);
+/// assert_eq!(queue.pending_len()?, 0);
+/// drop(queue);
+///
+/// // Reopened: the completion is still there.
+/// let queue = Queue::open(dir.path().join("orders.redb"))?;
+/// assert_eq!(queue.completed()?[0].1.via, Via::Queue);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Queue {
+    db: Database,
+    path: PathBuf,
+}
+
+impl Queue {
+    /// Opens the queue in `path`, creating the file and its tables if needed.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be opened, is not a redb file, or is open elsewhere.
+    pub fn open(path: impl AsRef<Path>) -> Result<Queue, QueueError> {
+        let path = path.as_ref().to_path_buf();
+        let db = Database::create(&path)?;
+        let tx = db.begin_write()?;
+        {
+            tx.open_table(PENDING)?;
+            tx.open_table(PENDING_BY_ORDER)?;
+            tx.open_table(DONE)?;
+            tx.open_table(META)?;
+        }
+        tx.commit()?;
+        Ok(Queue { db, path })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues an order, unless it is already queued or paid.
+    ///
+    /// # Errors
+    ///
+    /// On a storage error; the order is then not queued.
+    pub fn push(
+        &self,
+        order_id: &str,
+        idempotency_key: &str,
+        amount_cents: u64,
+    ) -> Result<Pushed, QueueError> {
+        let tx = self.db.begin_write()?;
+        let pushed = {
+            let done = tx.open_table(DONE)?;
+            let mut by_order = tx.open_table(PENDING_BY_ORDER)?;
+            if let Some(c) = done.get(order_id)? {
+                Pushed::AlreadyDone(serde_json::from_str(c.value())?)
+            } else if let Some(seq) = by_order.get(order_id)?.map(|g| g.value()) {
+                Pushed::AlreadyPending(seq)
+            } else {
+                let mut meta = tx.open_table(META)?;
+                let seq = meta.get("next_seq")?.map_or(0, |g| g.value());
+                meta.insert("next_seq", seq + 1)?;
+                let order = QueuedOrder {
+                    seq,
+                    order_id: order_id.to_owned(),
+                    idempotency_key: idempotency_key.to_owned(),
+                    amount_cents,
+                };
+                tx.open_table(PENDING)?
+                    .insert(seq, serde_json::to_string(&order)?.as_str())?;
+                by_order.insert(order_id, seq)?;
+                Pushed::Added(seq)
+            }
+        };
+        if matches!(pushed, Pushed::Added(_)) {
+            tx.commit()?;
+        } else {
+            tx.abort()?;
+        }
+        Ok(pushed)
+    }
+
+    /// Up to `limit` pending orders, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// On a storage error.
+    pub fn oldest(&self, limit: usize) -> Result<Vec<QueuedOrder>, QueueError> {
+        let tx = self.db.begin_read()?;
+        let pending = tx.open_table(PENDING)?;
+        let mut out = Vec::new();
+        for entry in pending.iter()?.take(limit) {
+            let (_, order) = entry?;
+            out.push(serde_json::from_str(order.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Moves a pending order to `done` (paid by the worker). Returns false, and changes
+    /// nothing, when `seq` is not pending.
+    ///
+    /// # Errors
+    ///
+    /// On a storage error; the order then stays pending.
+    pub fn complete(&self, seq: u64, order_id: &str, payment_id: &str) -> Result<bool, QueueError> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::Eventual);
+        let removed = {
+            let mut pending = tx.open_table(PENDING)?;
+            let removed = pending.remove(seq)?.is_some();
+            if removed {
+                tx.open_table(PENDING_BY_ORDER)?.remove(order_id)?;
+                let completion = Completion {
+                    payment_id: payment_id.to_owned(),
+                    via: Via::Queue,
+                };
+                tx.open_table(DONE)?
+                    .insert(order_id, serde_json::to_string(&completion)?.as_str())?;
+            }
+            removed
+        };
+        if removed {
+            tx.commit()?;
+        } else {
+            tx.abort()?;
+        }
+        Ok(removed)
+    }
+
+    /// Records an order paid while the customer waited.
+    ///
+    /// # Errors
+    ///
+    /// On a storage error.
+    pub fn record_live(&self, order_id: &str, payment_id: &str) -> Result<(), QueueError> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::Eventual);
+        {
+            let completion = Completion {
+                payment_id: payment_id.to_owned(),
+                via: Via::Live,
+            };
+            tx.open_table(DONE)?
+                .insert(order_id, serde_json::to_string(&completion)?.as_str())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Where `order_id` stands, if the order service knows it.
+    ///
+    /// # Errors
+    ///
+    /// On a storage error.
+    pub fn status(&self, order_id: &str) -> Result<Option<OrderStatus>, QueueError> {
+        let tx = self.db.begin_read()?;
+        if let Some(c) = tx.open_table(DONE)?.get(order_id)? {
+            return Ok(Some(OrderStatus::Done(serde_json::from_str(c.value())?)));
+        }
+        let Some(seq) = tx
+            .open_table(PENDING_BY_ORDER)?
+            .get(order_id)?
+            .map(|g| g.value())
+        else {
+            return Ok(None);
+        };
+        match tx.open_table(PENDING)?.get(seq)? {
+            Some(order) => Ok(Some(OrderStatus::Pending(serde_json::from_str(
+                order.value(),
+            )?))),
+            None => Ok(None),
+        }
+    }
+
+    /// How many orders are waiting.
+    ///
+    /// # Errors
+    ///
+    /// On a storage error.
+    pub fn pending_len(&self) -> Result<u64, QueueError> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(PENDING)?.len()?)
+    }
+
+    /// Every paid order, by order id.
+    ///
+    /// # Errors
+    ///
+    /// On a storage error.
+    pub fn completed(&self) -> Result<Vec<(String, Completion)>, QueueError> {
+        let tx = self.db.begin_read()?;
+        let done = tx.open_table(DONE)?;
+        let mut out = Vec::new();
+        for entry in done.iter()? {
+            let (order_id, c) = entry?;
+            out.push((
+                order_id.value().to_owned(),
+                serde_json::from_str(c.value())?,
+            ));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_is_idempotent_and_survives_reopen() -> Result<(), Box<dyn Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("q.redb");
+        let queue = Queue::open(&path)?;
+        assert_eq!(queue.push("o-1", "k-1", 10)?, Pushed::Added(0));
+        assert_eq!(queue.push("o-2", "k-2", 20)?, Pushed::Added(1));
+        assert_eq!(queue.push("o-1", "k-other", 10)?, Pushed::AlreadyPending(0));
+        drop(queue);
+
+        let queue = Queue::open(&path)?;
+        let oldest = queue.oldest(10)?;
+        assert_eq!(
+            oldest,
+            vec![
+                QueuedOrder {
+                    seq: 0,
+                    order_id: "o-1".into(),
+                    idempotency_key: "k-1".into(),
+                    amount_cents: 10
+                },
+                QueuedOrder {
+                    seq: 1,
+                    order_id: "o-2".into(),
+                    idempotency_key: "k-2".into(),
+                    amount_cents: 20
+                },
+            ]
+        );
+        assert!(queue.complete(0, "o-1", "pay-1")?);
+        assert!(!queue.complete(0, "o-1", "pay-1")?, "completed twice");
+        let done = Completion {
+            payment_id: "pay-1".into(),
+            via: Via::Queue,
+        };
+        assert_eq!(
+            queue.push("o-1", "k-1", 10)?,
+            Pushed::AlreadyDone(done.clone())
+        );
+        assert_eq!(queue.status("o-1")?, Some(OrderStatus::Done(done)));
+        assert!(matches!(queue.status("o-2")?, Some(OrderStatus::Pending(o)) if o.seq == 1));
+        assert_eq!(queue.status("o-3")?, None);
+        assert_eq!(queue.pending_len()?, 1);
+        // Sequence numbers keep growing after a drain.
+        assert_eq!(queue.push("o-3", "k-3", 30)?, Pushed::Added(2));
+        queue.record_live("o-4", "pay-4")?;
+        assert_eq!(queue.completed()?.len(), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn a_file_open_elsewhere_is_an_error() -> Result<(), Box<dyn Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("q.redb");
+        let _queue = Queue::open(&path)?;
+        let err = Queue::open(&path).expect_err("redb locks the file");
+        assert!(err.to_string().starts_with("order queue: "), "{err}");
+        Ok(())
+    }
+}
