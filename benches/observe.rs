@@ -115,43 +115,62 @@ fn two_threads(c: &mut Criterion, breakers: &[(&'static str, CircuitBreaker)]) {
     group.finish();
 }
 
-/// Interleaved rounds: every round times each breaker for `BATCH` calls, in rotating order,
-/// so load from other processes hits every variant alike. Prints the minimum and median
-/// ns/call per variant and their ratios to `no_listener`. Runs only under `cargo bench`.
+/// Interleaved rounds: every round times each breaker for `BATCH` calls per thread, in
+/// rotating order, so load from other processes hits every variant alike. Prints the minimum
+/// and median ns/call per variant and their ratios to `no_listener`, for one thread and for
+/// two threads calling the same breaker. Runs only under `cargo bench`.
 fn interleaved(breakers: &[(&'static str, CircuitBreaker)]) {
     const ROUNDS: usize = 300;
     const BATCH: u32 = 20_000;
-    let mut samples = vec![Vec::with_capacity(ROUNDS); breakers.len()];
-    for round in 0..ROUNDS {
-        for k in 0..breakers.len() {
-            let i = (round + k) % breakers.len();
-            let b = &breakers[i].1;
-            let t = Instant::now();
-            for _ in 0..BATCH {
-                call(b);
+    for threads in [1, 2] {
+        let mut samples = vec![Vec::with_capacity(ROUNDS); breakers.len()];
+        for round in 0..ROUNDS {
+            for k in 0..breakers.len() {
+                let i = (round + k) % breakers.len();
+                let b = &breakers[i].1;
+                let start = std::sync::Barrier::new(threads);
+                let run = || {
+                    start.wait();
+                    let t = Instant::now();
+                    for _ in 0..BATCH {
+                        call(b);
+                    }
+                    t.elapsed()
+                };
+                let elapsed = if threads == 1 {
+                    run()
+                } else {
+                    std::thread::scope(|s| {
+                        let other = s.spawn(run);
+                        let mine = run();
+                        mine.max(other.join().unwrap())
+                    })
+                };
+                samples[i].push(elapsed.as_secs_f64() * 1e9 / f64::from(BATCH));
             }
-            samples[i].push(t.elapsed().as_secs_f64() * 1e9 / f64::from(BATCH));
         }
-    }
-    let stats: Vec<(f64, f64)> = samples
-        .iter_mut()
-        .map(|s| {
-            s.sort_by(f64::total_cmp);
-            (s[0], s[s.len() / 2])
-        })
-        .collect();
-    let (base_min, base_median) = stats[0];
-    println!("\ninterleaved, 1 thread, {ROUNDS} rounds x {BATCH} calls (ns/call):");
-    println!(
-        "{:<20} {:>8} {:>8} {:>10} {:>10}",
-        "variant", "min", "median", "min/base", "med/base"
-    );
-    for ((name, _), (min, median)) in breakers.iter().zip(&stats) {
+        let stats: Vec<(f64, f64)> = samples
+            .iter_mut()
+            .map(|s| {
+                s.sort_by(f64::total_cmp);
+                (s[0], s[s.len() / 2])
+            })
+            .collect();
+        let (base_min, base_median) = stats[0];
         println!(
-            "{name:<20} {min:>8.2} {median:>8.2} {:>10.2} {:>10.2}",
-            min / base_min,
-            median / base_median
+            "\ninterleaved, {threads} thread(s), {ROUNDS} rounds x {BATCH} calls per thread (ns/call):"
         );
+        println!(
+            "{:<20} {:>8} {:>8} {:>10} {:>10}",
+            "variant", "min", "median", "min/base", "med/base"
+        );
+        for ((name, _), (min, median)) in breakers.iter().zip(&stats) {
+            println!(
+                "{name:<20} {min:>8.2} {median:>8.2} {:>10.2} {:>10.2}",
+                min / base_min,
+                median / base_median
+            );
+        }
     }
 }
 
