@@ -369,3 +369,52 @@ fn the_listener_reports_its_name_and_mode() {
     assert!(!sampled.wants_recorded_events());
     assert_eq!(State::ForcedClosed.as_gauge(), 4);
 }
+
+/// Real transitions of a breaker whose generations wrap: 1100 commands, 1100 transitions.
+fn wrapping_transitions() -> Vec<Transition> {
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = log.clone();
+    let b = CircuitBreaker::builder()
+        .on_transition(move |t| sink.lock().unwrap().push(*t))
+        .build()
+        .unwrap();
+    for _ in 0..550 {
+        b.force_open();
+        b.reset();
+    }
+    log.lock().unwrap().clone()
+}
+
+#[test]
+fn a_late_transition_event_never_overwrites_a_newer_state() {
+    let transitions = wrapping_transitions();
+    let (recorder, handle) = recorder();
+    let listener = metrics::with_local_recorder(&recorder, || cutout::MetricsListener::new("late"));
+    let gauge = || sample(&handle, r#"cutout_state{breaker="late"}"#);
+    let (opened, closed) = (&transitions[0], &transitions[1]);
+    assert_eq!((opened.generation, opened.to), (1, State::ForcedOpen));
+    assert_eq!((closed.generation, closed.to), (2, State::Closed));
+
+    // The two events reach the listener in the wrong order, as racing threads may deliver them.
+    listener.on_transition("late", closed);
+    listener.on_transition("late", opened);
+    assert_eq!(gauge(), 0.0, "the older forced-open event is ignored");
+
+    // Across the wrap of generations (1023 -> 0), newer still wins.
+    let before_wrap = transitions.iter().find(|t| t.generation == 1023).unwrap();
+    let after_wrap = transitions.iter().find(|t| t.generation == 0).unwrap();
+    assert_eq!(
+        (before_wrap.to, after_wrap.to),
+        (State::ForcedOpen, State::Closed)
+    );
+    for t in transitions.iter().take_while(|t| t.generation != 1023) {
+        listener.on_transition("late", t);
+    }
+    assert_eq!(gauge(), 0.0, "generation 1022 closed");
+    listener.on_transition("late", before_wrap);
+    assert_eq!(gauge(), 3.0);
+    listener.on_transition("late", after_wrap);
+    assert_eq!(gauge(), 0.0);
+    listener.on_transition("late", before_wrap);
+    assert_eq!(gauge(), 0.0, "1023 is older than 0 after the wrap");
+}

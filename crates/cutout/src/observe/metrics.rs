@@ -55,6 +55,13 @@ const REJECTED: usize = 3;
 ///
 /// Transitions, trips and the state gauge are always updated at the transition, off the
 /// call path. The call counts are the only per-call numbers, so they are the only choice.
+///
+/// Measured with `benches/observe.rs` (closed success, `call(|| Ok(()))`, one thread, a
+/// real Prometheus recorder, minimum over interleaved rounds on a loaded 2-core VM): no
+/// listener 5.1 ns/call; `OnPublish` 5.1 ns (no measurable difference); `PerCall` 17-19 ns
+/// (an out-of-line listener call, about 2.5 ns, plus a shared atomic increment through the
+/// facade). With two threads on one breaker, `PerCall` was 1.8x the no-listener time, as
+/// both threads write one counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum CallCounts {
