@@ -18,13 +18,12 @@ use crate::error::{BoxError, is_load_shed};
 /// ```
 /// use cutout::Outcome;
 /// use cutout_companions::{BoxError, bulkhead::BulkheadFull, classify::IgnoreLocalRejections};
-/// use tower_cutout::classify::Classify;
 ///
 /// let full: Result<(), BoxError> = Err(Box::new(BulkheadFull::full(8)));
 /// let down: Result<(), BoxError> = Err("connection refused".into());
-/// assert_eq!(IgnoreLocalRejections.classify(&full), Outcome::Ignored);
-/// assert_eq!(IgnoreLocalRejections.classify(&down), Outcome::Failure);
-/// assert_eq!(IgnoreLocalRejections.classify(&Ok::<_, BoxError>(())), Outcome::Success);
+/// assert_eq!(IgnoreLocalRejections::outcome(&full), Outcome::Ignored);
+/// assert_eq!(IgnoreLocalRejections::outcome(&down), Outcome::Failure);
+/// assert_eq!(IgnoreLocalRejections::outcome(&Ok::<_, BoxError>(())), Outcome::Success);
 ///
 /// let layer = tower_cutout::CircuitBreakerLayer::new(cutout::CircuitBreaker::builder().build()?)
 ///     .classify(IgnoreLocalRejections);
@@ -34,13 +33,42 @@ use crate::error::{BoxError, is_load_shed};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IgnoreLocalRejections;
 
-impl<Res> tower_cutout::classify::Classify<Res, BoxError> for IgnoreLocalRejections {
+impl IgnoreLocalRejections {
+    /// The outcome of `result`: `Success` for `Ok`, `Ignored` for a bulkhead rejection,
+    /// `Failure` for any other `Err`. For classifier closures that add their own cases.
+    ///
+    /// ```
+    /// use cutout::Outcome;
+    /// use cutout_companions::{BoxError, classify::IgnoreLocalRejections};
+    ///
+    /// // Also ignore the caller's own mistakes.
+    /// let classify = |r: &Result<u16, BoxError>| match r {
+    ///     Ok(400) => Outcome::Ignored,
+    ///     other => IgnoreLocalRejections::outcome(other),
+    /// };
+    /// assert_eq!(classify(&Ok(400)), Outcome::Ignored);
+    /// assert_eq!(classify(&Ok(200)), Outcome::Success);
+    /// ```
     #[inline]
-    fn classify(&self, result: &Result<Res, BoxError>) -> Outcome {
+    pub fn outcome<Res>(result: &Result<Res, BoxError>) -> Outcome {
         match result {
             Ok(_) => Outcome::Success,
             Err(e) if is_load_shed(e.as_ref()) => Outcome::Ignored,
             Err(_) => Outcome::Failure,
         }
+    }
+}
+
+impl<Res> tower_cutout::classify::Classify<Res, BoxError> for IgnoreLocalRejections {
+    type Response = Res;
+
+    #[inline]
+    fn classify(
+        &self,
+        result: Result<Res, BoxError>,
+        recorder: tower_cutout::classify::Recorder,
+    ) -> Result<Res, BoxError> {
+        recorder.record(Self::outcome(&result));
+        result
     }
 }

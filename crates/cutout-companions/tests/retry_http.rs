@@ -213,6 +213,45 @@ async fn a_breaker_made_503_is_not_retried() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn retries_stop_at_a_breaker_that_answers_503() {
+    use tower_cutout::CircuitBreakerLayer;
+    use tower_cutout::http::{HttpClassifier, ServiceUnavailable};
+
+    let breaker = cutout::CircuitBreaker::builder()
+        .failure_threshold(2)
+        .open_duration(Duration::from_secs(10))
+        .build_with_clock(cutout::TokioClock::new())
+        .unwrap();
+    let policy = policy();
+    let upstream = Upstream::new(|_| status(503));
+    let mut svc = ServiceBuilder::new()
+        .layer(policy.clone().into_layer())
+        .layer(
+            CircuitBreakerLayer::new(breaker.clone())
+                .classify(HttpClassifier::new())
+                .reject_with(ServiceUnavailable),
+        )
+        .service(upstream.clone());
+
+    // The upstream's two 503s trip the breaker; the breaker's own 503 (Retry-After: 10)
+    // ends the retries.
+    let res = svc.ready().await.unwrap().call(get()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "10");
+    assert!(res.extensions().get::<cutout::Rejected>().is_some());
+    assert_eq!(upstream.times(), vec![Duration::ZERO, 100 * MS]);
+
+    // While open: answered by the breaker, never retried, the upstream sees nothing.
+    for _ in 0..5 {
+        let res = svc.ready().await.unwrap().call(get()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(upstream.times().len(), 2);
+    let stats = policy.stats();
+    assert_eq!((stats.retries, stats.rejected), (2, 6));
+}
+
+#[tokio::test(start_paused = true)]
 async fn infallible_services_are_classified_too() {
     let policy = policy();
     let calls = Arc::new(Mutex::new(0u32));

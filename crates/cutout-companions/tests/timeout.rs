@@ -218,6 +218,36 @@ async fn services_of_one_layer_share_one_history() {
     assert_eq!(layer.current_timeout(), 2_048 * US);
 }
 
+#[tokio::test(start_paused = true)]
+async fn calls_see_new_samples_from_the_next_millisecond() {
+    let layer = builder()
+        .min_samples(1)
+        .floor(5 * MS)
+        .initial(500 * MS)
+        .build()
+        .unwrap();
+    let mut svc = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(tower::service_fn(|slow: bool| async move {
+            if slow {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+            Ok::<_, BoxError>(slow)
+        }));
+    let start = Instant::now();
+    // An instant success at t = 0: the history now says "fast" (the floor, 5 ms).
+    assert!(!svc.ready().await.unwrap().call(false).await.unwrap());
+    assert_eq!(layer.current_timeout(), 5 * MS);
+    // A call in the same millisecond still gets the timeout computed in it (500 ms)...
+    let err = svc.ready().await.unwrap().call(true).await.unwrap_err();
+    assert_eq!(elapsed(err), Elapsed::new(500 * MS));
+    assert_eq!(start.elapsed(), 500 * MS);
+    // ...a call in a later millisecond gets the new one.
+    let err = svc.ready().await.unwrap().call(true).await.unwrap_err();
+    assert_eq!(elapsed(err), Elapsed::new(5 * MS));
+    assert_eq!(start.elapsed(), 505 * MS);
+}
+
 #[test]
 fn bad_settings_are_refused() {
     let b = AdaptiveTimeoutLayer::builder;

@@ -75,7 +75,7 @@ where
                 future: self.inner.call(req),
             },
             Decision { delay, fail: None } => State::Delayed {
-                sleep: tokio::time::sleep(delay),
+                sleep: Box::pin(tokio::time::sleep(delay)),
                 future: self.inner.call(req),
             },
             Decision {
@@ -88,7 +88,7 @@ where
                 delay,
                 fail: Some(kind),
             } => State::DelayedFailure {
-                sleep: tokio::time::sleep(delay),
+                sleep: Box::pin(tokio::time::sleep(delay)),
                 fault: InjectedFault::new(kind),
             },
         };
@@ -109,10 +109,11 @@ pin_project! {
     enum State<F> {
         // Untouched.
         Inner { #[pin] future: F },
-        // Delayed: the inner future is first polled after the sleep.
-        Delayed { #[pin] sleep: Sleep, #[pin] future: F },
+        // Delayed: the inner future is first polled after the sleep. The sleep is boxed so
+        // that the untouched path moves a small future.
+        Delayed { sleep: Pin<Box<Sleep>>, #[pin] future: F },
         // Failed after a delay; the inner service was not called.
-        DelayedFailure { #[pin] sleep: Sleep, fault: InjectedFault },
+        DelayedFailure { sleep: Pin<Box<Sleep>>, fault: InjectedFault },
         // Failed at once; the inner service was not called.
         Failed { fault: InjectedFault },
     }
@@ -151,11 +152,11 @@ where
         match self.project().state.project() {
             StateProj::Inner { future } => future.poll(cx).map_err(Into::into),
             StateProj::Delayed { sleep, future } => {
-                ready!(sleep.poll(cx));
+                ready!(sleep.as_mut().poll(cx));
                 future.poll(cx).map_err(Into::into)
             }
             StateProj::DelayedFailure { sleep, fault } => {
-                ready!(sleep.poll(cx));
+                ready!(sleep.as_mut().poll(cx));
                 Poll::Ready(Err(Box::new(*fault)))
             }
             StateProj::Failed { fault } => Poll::Ready(Err(Box::new(*fault))),

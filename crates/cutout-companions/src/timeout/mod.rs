@@ -12,6 +12,11 @@
 //! until the slowness looks normal. The timeout widens only as slower calls succeed within
 //! it, and it can never exceed the ceiling.
 //!
+//! A call takes its timeout from a cached value, recomputed from the histogram when a
+//! sample has arrived since, at most once per millisecond, and when the window turns: a
+//! scan of the histogram costs up to a microsecond, a call pays it at most once per
+//! millisecond.
+//!
 //! Time is `tokio::time`: paused time drives the timeouts and the windows in tests.
 //! Tokio's timer fires on millisecond ticks, so a timeout of 20.48 ms fires at 21 ms;
 //! [`Elapsed::timeout`] reports the timeout computed.
@@ -69,7 +74,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -97,7 +102,8 @@ impl AdaptiveTimeoutLayer {
         AdaptiveTimeoutBuilder::default()
     }
 
-    /// The timeout a call starting now would get.
+    /// The timeout computed from the histogram now. Calls get the same value, refreshed at
+    /// most once per millisecond of tokio time (and at once when the window turns).
     pub fn current_timeout(&self) -> Duration {
         self.tracker.timeout_at(Instant::now())
     }
@@ -156,15 +162,81 @@ struct Config {
 /// The shared latency history.
 struct Tracker {
     config: Config,
+    /// `config.window` in nanoseconds (at least 1 ms, at most `u64::MAX`).
+    window_nanos: u64,
     origin: Instant,
     histogram: Histogram,
     timeouts: AtomicU64,
+    /// The timeout calls get, in nanoseconds, as last computed.
+    cached: AtomicU64,
+    /// The millisecond (since `origin`) it was computed in, plus one; 0 before the first.
+    cached_at: AtomicU64,
+    /// The epoch it was computed in.
+    cached_epoch: AtomicU64,
+    /// Whether a sample arrived since it was computed.
+    dirty: AtomicBool,
 }
 
 impl Tracker {
+    fn new(config: Config) -> Self {
+        Self {
+            window_nanos: u64::try_from(config.window.as_nanos()).unwrap_or(u64::MAX),
+            config,
+            origin: Instant::now(),
+            histogram: Histogram::new(),
+            timeouts: AtomicU64::new(0),
+            cached: AtomicU64::new(0),
+            cached_at: AtomicU64::new(0),
+            cached_epoch: AtomicU64::new(0),
+            dirty: AtomicBool::new(false),
+        }
+    }
+
+    /// The timeout for a call starting at `now`: the cached one, unless a sample arrived
+    /// and it is from an earlier millisecond, or the window turned since. A scan of the
+    /// histogram costs up to a microsecond; this caps it at one per millisecond.
+    #[inline]
+    fn timeout_for_call(&self, now: Instant) -> Duration {
+        let nanos = self.nanos(now);
+        let ms = (nanos / 1_000_000).min(u64::MAX - 1);
+        let epoch = self.epoch_of(nanos);
+        let at = self.cached_at.load(Ordering::Acquire);
+        if at != 0
+            && self.cached_epoch.load(Ordering::Relaxed) == epoch
+            && (at - 1 == ms || !self.dirty.load(Ordering::Relaxed))
+        {
+            return Duration::from_nanos(self.cached.load(Ordering::Relaxed));
+        }
+        self.refresh(now, ms, epoch)
+    }
+
+    #[cold]
+    fn refresh(&self, now: Instant, ms: u64, epoch: u64) -> Duration {
+        // Cleared first: a sample arriving during the scan marks it stale again.
+        self.dirty.store(false, Ordering::Relaxed);
+        let timeout = self.timeout_at(now);
+        let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        self.cached.store(nanos, Ordering::Relaxed);
+        self.cached_epoch.store(epoch, Ordering::Relaxed);
+        self.cached_at.store(ms + 1, Ordering::Release);
+        timeout
+    }
+
+    /// Nanoseconds since `origin` (saturating after 584 years).
+    #[inline]
+    fn nanos(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.origin);
+        u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    #[inline]
     fn epoch(&self, now: Instant) -> u64 {
-        let since = now.saturating_duration_since(self.origin).as_nanos();
-        u64::try_from(since / self.config.window.as_nanos()).unwrap_or(u64::MAX)
+        self.epoch_of(self.nanos(now))
+    }
+
+    #[inline]
+    fn epoch_of(&self, nanos: u64) -> u64 {
+        nanos / self.window_nanos
     }
 
     fn quantile(&self, now: Instant) -> Option<Duration> {
@@ -187,6 +259,10 @@ impl Tracker {
     fn record(&self, now: Instant, latency: Duration) {
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.histogram.record(self.epoch(now), us);
+        // Written only when it changes, so busy callers do not fight over the line.
+        if !self.dirty.load(Ordering::Relaxed) {
+            self.dirty.store(true, Ordering::Relaxed);
+        }
     }
 
     fn stats(&self, now: Instant) -> AdaptiveTimeoutStats {
@@ -335,20 +411,15 @@ impl AdaptiveTimeoutBuilder {
             });
         }
         Ok(AdaptiveTimeoutLayer {
-            tracker: Arc::new(Tracker {
-                config: Config {
-                    percentile: self.percentile,
-                    factor: self.factor,
-                    floor: self.floor,
-                    ceiling: self.ceiling,
-                    initial,
-                    min_samples: self.min_samples,
-                    window: self.window,
-                },
-                origin: Instant::now(),
-                histogram: Histogram::new(),
-                timeouts: AtomicU64::new(0),
-            }),
+            tracker: Arc::new(Tracker::new(Config {
+                percentile: self.percentile,
+                factor: self.factor,
+                floor: self.floor,
+                ceiling: self.ceiling,
+                initial,
+                min_samples: self.min_samples,
+                window: self.window,
+            })),
         })
     }
 }
@@ -402,7 +473,7 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let start = Instant::now();
-        let timeout = self.tracker.timeout_at(start);
+        let timeout = self.tracker.timeout_for_call(start);
         ResponseFuture {
             inner: self.inner.call(req),
             sleep: tokio::time::sleep_until(start + timeout),
