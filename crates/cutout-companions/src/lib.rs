@@ -73,7 +73,7 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `http` | [`retry::IdempotentRequests`] (repeat only idempotent methods or requests with an `Idempotency-Key`), [`retry::RetryableStatus`] (retry 429, 502, 503, 504, waiting out `Retry-After`) |
+//! | `http` | `retry::IdempotentRequests` (repeat only idempotent methods or requests with an `Idempotency-Key`), `retry::RetryableStatus` (retry 429, 502, 503, 504, waiting out `Retry-After`) |
 
 #![forbid(unsafe_code)]
 #![warn(

@@ -104,6 +104,39 @@ async fn clones_share_the_limit_and_drops_free_slots() {
 }
 
 #[tokio::test]
+async fn services_of_one_layer_share_its_limit() {
+    let layer = BulkheadLayer::new(2);
+    let (calls, inner) = counting();
+    let mut a = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(inner.clone());
+    let mut b = ServiceBuilder::new().layer(layer.clone()).service(inner);
+    assert_eq!((layer.max_concurrent(), layer.available()), (2, 2));
+
+    let (r1, t1) = held("1");
+    let f1 = a.ready().await.unwrap().call(r1);
+    let (r2, _t2) = held("2");
+    let _f2 = b.ready().await.unwrap().call(r2);
+    assert_eq!(layer.available(), 0);
+    let (r3, _t3) = held("3");
+    assert_eq!(
+        full(a.ready().await.unwrap().call(r3).await.unwrap_err()),
+        BulkheadFull::full(2)
+    );
+    t1.send(()).unwrap();
+    assert_eq!(f1.await.unwrap(), "1");
+    // `a` was refused while it waited in the semaphore's queue (tower's `ConcurrencyLimit`
+    // asked for a permit): the freed slot went to `a`, which holds it for its next call.
+    assert_eq!(layer.available(), 0);
+    let (r4, t4) = held("4");
+    let f4 = a.ready().await.unwrap().call(r4);
+    t4.send(()).unwrap();
+    assert_eq!(f4.await.unwrap(), "4");
+    assert_eq!(layer.available(), 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
 async fn a_zero_bulkhead_refuses_everything_and_errors_pass_through() {
     let (calls, inner) = counting();
     let mut svc = ServiceBuilder::new()

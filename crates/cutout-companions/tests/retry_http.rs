@@ -78,10 +78,8 @@ fn policy() -> RetryPolicy<RetryableStatus, IdempotentRequests> {
         .backoff(100 * MS, Duration::from_secs(1))
         .jitter(0.0)
         .max_retry_after(Duration::from_secs(30))
-        .build()
+        .build_http()
         .unwrap()
-        .classify(RetryableStatus::default())
-        .repeat(IdempotentRequests)
 }
 
 async fn send(

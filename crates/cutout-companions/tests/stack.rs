@@ -32,6 +32,9 @@ fn breaker(threshold: u32, open: Duration) -> cutout::CircuitBreaker {
 #[derive(Clone, Default)]
 struct Dependency {
     calls: Arc<AtomicUsize>,
+    /// Calls whose future ran to the end (a call whose future was dropped before its
+    /// first poll is in `calls` only).
+    served: Arc<AtomicUsize>,
     failing: Arc<AtomicBool>,
     latency_ms: Arc<AtomicU64>,
 }
@@ -49,10 +52,12 @@ impl Dependency {
             dep.calls.fetch_add(1, Ordering::SeqCst);
             let fail = dep.failing.load(Ordering::SeqCst);
             let latency = Duration::from_millis(dep.latency_ms.load(Ordering::SeqCst));
+            let served = dep.served.clone();
             async move {
                 if !latency.is_zero() {
                     tokio::time::sleep(latency).await;
                 }
+                served.fetch_add(1, Ordering::SeqCst);
                 if fail {
                     Err::<u32, BoxError>("dependency down".into())
                 } else {
@@ -210,7 +215,58 @@ async fn the_adaptive_timeout_trips_the_breaker_on_a_slow_dependency() {
 enum Seen {
     Ok,
     Outage,
+    Timeout,
     Rejected,
+}
+
+#[tokio::test(start_paused = true)]
+async fn injected_latency_trips_the_breaker_through_the_adaptive_timeout() {
+    let dep = Dependency::default();
+    let breaker = breaker(3, 5 * SEC);
+    let timeout = AdaptiveTimeoutLayer::builder()
+        .floor(50 * MS)
+        .ceiling(SEC)
+        .min_samples(5)
+        .build()
+        .unwrap();
+    let chaos = FaultInjectionLayer::builder()
+        .rule(Rule::latency(1.0, 500 * MS).during(10 * SEC, 20 * SEC))
+        .build()
+        .unwrap();
+    let mut svc = ServiceBuilder::new()
+        .layer(CircuitBreakerLayer::new(breaker.clone()))
+        .layer(timeout.clone())
+        .layer(chaos.clone())
+        .service(dep.service());
+
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    for second in 0..30u32 {
+        tokio::time::sleep_until(start + second * SEC).await;
+        seen.push(match call(&mut svc, second).await {
+            Ok(_) => Seen::Ok,
+            Err(e) if e.is::<Rejected>() => Seen::Rejected,
+            Err(e) => {
+                assert_eq!(e.downcast_ref::<Elapsed>(), Some(&Elapsed::new(50 * MS)));
+                Seen::Timeout
+            }
+        });
+    }
+    let mut expected = Vec::new();
+    expected.extend((0..10).map(|_| Seen::Ok)); // instant calls: the timeout is the floor
+    expected.extend((10..13).map(|_| Seen::Timeout)); // +500 ms: 3 timeouts trip it at 12.05 s
+    expected.extend((13..18).map(|_| Seen::Rejected)); // open until 17.05 s
+    expected.push(Seen::Timeout); // 18: the probe is delayed too: re-opened until 23.05 s
+    expected.extend((19..24).map(|_| Seen::Rejected));
+    expected.extend((24..30).map(|_| Seen::Ok)); // 24: the delays are over; closed
+    assert_eq!(seen, expected);
+    assert_eq!(breaker.state(), State::Closed);
+    assert_eq!(timeout.stats().timeouts, 4);
+    // The four delayed calls were made but dropped before their first poll.
+    assert_eq!(dep.calls(), 20);
+    assert_eq!(dep.served.load(Ordering::SeqCst), 16);
+    let faults = chaos.stats();
+    assert_eq!((faults.calls, faults.delayed, faults.passed), (20, 4, 20));
 }
 
 #[tokio::test(start_paused = true)]

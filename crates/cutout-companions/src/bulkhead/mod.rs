@@ -2,7 +2,7 @@
 //!
 //! Tower already has the parts: [`ConcurrencyLimit`] holds a semaphore permit per call in
 //! flight, and [`LoadShed`] turns "not ready" into an immediate
-//! [`Overloaded`](tower::load_shed::error::Overloaded) error instead of a wait. A bulkhead
+//! [`tower::load_shed::error::Overloaded`] error instead of a wait. A bulkhead
 //! is `LoadShed` over `ConcurrencyLimit`:
 //!
 //! ```
@@ -41,6 +41,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 use tower::limit::ConcurrencyLimit;
 use tower::load_shed::LoadShed;
 use tower::load_shed::error::Overloaded;
@@ -52,8 +54,13 @@ use crate::error::BoxError;
 /// Wraps services in a [`Bulkhead`]: at most `max_concurrent` calls in flight, the rest
 /// refused at once with [`BulkheadFull`].
 ///
-/// Each service the layer makes has its own limit (shared by that service's clones), as
-/// tower's `ConcurrencyLimitLayer` does. A limit of 0 refuses every call.
+/// The layer owns the limit (one semaphore, as tower's `GlobalConcurrencyLimitLayer`): every
+/// service it makes, and their clones, share it. Make one layer per dependency. A limit of
+/// 0 refuses every call.
+///
+/// As with tower's `LoadShed` over `ConcurrencyLimit`, a service refused while the limit was
+/// reached stays in the semaphore's queue: the next slot freed is kept for that service's
+/// next call (it is not lost; dropping the service gives it back).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -61,31 +68,44 @@ use crate::error::BoxError;
 /// use cutout_companions::bulkhead::{BulkheadFull, BulkheadLayer};
 /// use tower::{Service, ServiceBuilder, ServiceExt};
 ///
+/// let bulkhead = BulkheadLayer::new(1);
 /// let mut svc = ServiceBuilder::new()
-///     .layer(BulkheadLayer::new(1))
+///     .layer(bulkhead.clone())
 ///     .service_fn(|req: u32| async move { Ok::<_, std::io::Error>(req) });
 ///
 /// let first = svc.ready().await.unwrap().call(1); // holds the only slot until it is done
+/// assert_eq!(bulkhead.available(), 0);
 /// let err = svc.ready().await.unwrap().call(2).await.unwrap_err();
 /// assert_eq!(err.downcast_ref::<BulkheadFull>(), Some(&BulkheadFull::full(1)));
 /// assert_eq!(first.await.unwrap(), 1);
 /// assert_eq!(svc.ready().await.unwrap().call(3).await.unwrap(), 3);
 /// # }
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct BulkheadLayer {
+    semaphore: Arc<Semaphore>,
     max_concurrent: usize,
 }
 
 impl BulkheadLayer {
-    /// A bulkhead of `max_concurrent` calls.
-    pub const fn new(max_concurrent: usize) -> Self {
-        Self { max_concurrent }
+    /// A bulkhead of `max_concurrent` calls (at most tokio's
+    /// [`Semaphore::MAX_PERMITS`]; more is taken as that many).
+    pub fn new(max_concurrent: usize) -> Self {
+        let max_concurrent = max_concurrent.min(Semaphore::MAX_PERMITS);
+        Self {
+            semaphore: Arc::new(Semaphore::new(max_concurrent)),
+            max_concurrent,
+        }
     }
 
     /// The limit.
-    pub const fn max_concurrent(&self) -> usize {
+    pub fn max_concurrent(&self) -> usize {
         self.max_concurrent
+    }
+
+    /// Slots free now.
+    pub fn available(&self) -> usize {
+        self.semaphore.available_permits()
     }
 }
 
@@ -93,7 +113,13 @@ impl<S> Layer<S> for BulkheadLayer {
     type Service = Bulkhead<S>;
 
     fn layer(&self, inner: S) -> Bulkhead<S> {
-        Bulkhead::new(inner, self.max_concurrent)
+        Bulkhead {
+            inner: LoadShed::new(ConcurrencyLimit::with_semaphore(
+                inner,
+                self.semaphore.clone(),
+            )),
+            max_concurrent: self.max_concurrent,
+        }
     }
 }
 
@@ -109,12 +135,9 @@ pub struct Bulkhead<S> {
 }
 
 impl<S> Bulkhead<S> {
-    /// `inner` with at most `max_concurrent` calls in flight.
+    /// `inner` with at most `max_concurrent` calls in flight, its own limit.
     pub fn new(inner: S, max_concurrent: usize) -> Self {
-        Self {
-            inner: LoadShed::new(ConcurrencyLimit::new(inner, max_concurrent)),
-            max_concurrent,
-        }
+        BulkheadLayer::new(max_concurrent).layer(inner)
     }
 }
 

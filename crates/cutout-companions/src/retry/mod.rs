@@ -19,7 +19,7 @@
 //!    requests, so retries cannot multiply the load on a struggling dependency.
 //!
 //! Only requests that a [`Repeat`] can copy are ever retried: by default any `Clone`
-//! request, [`RepeatIf`] for a predicate, and [`IdempotentRequests`] for HTTP (feature
+//! request, [`RepeatIf`] for a predicate, and `IdempotentRequests` for HTTP (feature
 //! `http`).
 //!
 //! The wait before retry `n` (`n = 0` for the first) is exponential with jitter:
@@ -161,7 +161,7 @@ impl RetryPolicy {
 
 impl<C, R> RetryPolicy<C, R> {
     /// Classifies results with `classify` (for example
-    /// [`RetryableStatus`](crate::retry::RetryableStatus) for HTTP).
+    /// `RetryableStatus` for HTTP, feature `http`).
     pub fn classify<C2>(self, classify: C2) -> RetryPolicy<C2, R> {
         RetryPolicy {
             shared: self.shared,
@@ -173,7 +173,7 @@ impl<C, R> RetryPolicy<C, R> {
     }
 
     /// Copies repeatable requests with `repeat` (for example
-    /// [`IdempotentRequests`](crate::retry::IdempotentRequests) for HTTP).
+    /// `IdempotentRequests` for HTTP, feature `http`).
     pub fn repeat<R2>(self, repeat: R2) -> RetryPolicy<C, R2> {
         RetryPolicy {
             shared: self.shared,
@@ -486,6 +486,29 @@ impl RetryBuilder {
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
+    }
+
+    /// Builds the policy for HTTP: retries `429`, `502`, `503` and `504` (waiting out
+    /// `Retry-After`) and errors, for idempotent requests only (or requests with an
+    /// `Idempotency-Key`).
+    ///
+    /// ```
+    /// use cutout_companions::retry::{IdempotentRequests, RetryPolicy, RetryableStatus};
+    ///
+    /// let policy: RetryPolicy<RetryableStatus, IdempotentRequests> =
+    ///     RetryPolicy::builder().max_retries(3).build_http()?;
+    /// # let _ = policy;
+    /// # Ok::<(), cutout_companions::ConfigError>(())
+    /// ```
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub fn build_http(
+        self,
+    ) -> Result<RetryPolicy<RetryableStatus, IdempotentRequests>, ConfigError> {
+        Ok(self
+            .build()?
+            .classify(RetryableStatus::default())
+            .repeat(IdempotentRequests))
     }
 
     /// Checks the settings and builds the policy.
