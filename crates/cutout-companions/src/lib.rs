@@ -66,8 +66,16 @@
 //! # }
 //! ```
 //!
+//! [`ServiceBuilderExt`] adds `.retry_policy(..)`, `.bulkhead(..)`, `.adaptive_timeout(..)`
+//! and `.fault_injection(..)` to `ServiceBuilder`.
+//!
 //! Every layer's error is a [`BoxError`]; find a rejection with `err.is::<T>()` or the
 //! helpers in [`error`], which walk the error's source chain.
+//!
+//! The layers that wait (retry backoffs, the adaptive timeout, injected delays) use
+//! `tokio::time` and need a tokio runtime with its time driver, as tower's own `Timeout`
+//! and `Retry` backoffs do. Every shared state is owned by its layer: clone a layer (or the
+//! services it made) to share it, build a new one to get a new one.
 //!
 //! # Features
 //!
@@ -84,6 +92,7 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod builder;
 pub mod bulkhead;
 pub mod classify;
 pub mod error;
@@ -92,4 +101,5 @@ pub mod retry;
 mod rng;
 pub mod timeout;
 
+pub use builder::ServiceBuilderExt;
 pub use error::{BoxError, ConfigError};
