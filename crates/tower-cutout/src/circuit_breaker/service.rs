@@ -49,19 +49,21 @@ use crate::reject::{Reject, RejectWithError};
 pub struct CircuitBreaker<S, C = DefaultClassifier, R = RejectWithError> {
     inner: S,
     config: Config<C, R>,
-    reservation: Reservation,
+    /// What `poll_ready` decided for the next `call`.
+    slot: Slot,
+    /// `poll_ready` returned `Ready(Ok)` and `call` has not come yet: the decision in
+    /// `slot` must stand (a ready service stays ready).
+    ready: bool,
     /// Backpressure mode's wake-up, made on the first wait and reset after.
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
 /// What `poll_ready` decided for the next `call`.
-enum Reservation {
+enum Slot {
     /// Nothing decided yet.
     Empty,
-    /// Admitted; the inner service has not been ready yet.
-    Waiting(OwnedPermit),
-    /// Admitted and ready.
-    Ready(OwnedPermit),
+    /// Admitted: the permit (a probe slot when half-open) is held for `call`.
+    Permit(OwnedPermit),
     /// Rejected (fail fast): `call` returns the rejection.
     Rejected(cutout::Rejected),
 }
@@ -85,7 +87,8 @@ impl<S, C, R> CircuitBreaker<S, C, R> {
         Self {
             inner,
             config,
-            reservation: Reservation::Empty,
+            slot: Slot::Empty,
+            ready: false,
             sleep: None,
         }
     }
@@ -161,28 +164,95 @@ where
     type Error = R::Error;
     type Future = ResponseFuture<S::Future, C, R>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        loop {
-            match std::mem::replace(&mut self.reservation, Reservation::Empty) {
-                // Ready once: stay ready until `call`.
-                Reservation::Rejected(rejection) => {
-                    self.reservation = Reservation::Rejected(rejection);
-                    return Poll::Ready(Ok(()));
-                }
-                Reservation::Ready(permit) => {
-                    self.reservation = Reservation::Ready(permit);
+        // The hot path: nothing reserved, fail fast.
+        if matches!(self.slot, Slot::Empty) && !self.config.backpressure {
+            match self.config.breaker.try_acquire_owned() {
+                Ok(permit) => {
+                    self.slot = Slot::Permit(permit);
                     return self.poll_inner(cx);
                 }
-                Reservation::Waiting(permit) => {
+                Err(rejection) => {
+                    // While open, the inner service is not polled.
+                    self.slot = Slot::Rejected(rejection);
+                    self.ready = true;
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
+        self.poll_ready_slow(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, request: Req) -> Self::Future {
+        self.ready = false;
+        match std::mem::replace(&mut self.slot, Slot::Empty) {
+            Slot::Permit(permit) => {
+                let slow_deadline = match self.config.slow_call_threshold {
+                    None => None,
+                    Some(threshold) => Instant::now().checked_add(threshold),
+                };
+                ResponseFuture::called(
+                    self.inner.call(request),
+                    permit,
+                    slow_deadline,
+                    self.config.classifier.clone(),
+                    self.config.reject.clone(),
+                )
+            }
+            Slot::Rejected(rejection) => self.rejected(rejection),
+            Slot::Empty => self.call_unreserved(request),
+        }
+    }
+}
+
+impl<S, C, R> CircuitBreaker<S, C, R> {
+    /// Polls the inner service with a permit reserved.
+    #[inline]
+    fn poll_inner<Req, E>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), R::Error>>
+    where
+        S: Service<Req, Error = E>,
+        C: Classify<S::Response, E>,
+        R: Reject<C::Response, E>,
+    {
+        match self.inner.poll_ready(cx) {
+            Poll::Ready(Ok(())) => {
+                self.ready = true;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => {
+                // A failed `poll_ready` ends the service: give the permit back now.
+                self.slot = Slot::Empty;
+                Poll::Ready(Err(self.config.reject.inner_error(e)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Everything but a fail-fast `poll_ready` with nothing reserved.
+    #[inline(never)]
+    fn poll_ready_slow<Req, E>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), R::Error>>
+    where
+        S: Service<Req, Error = E>,
+        C: Classify<S::Response, E>,
+        R: Reject<C::Response, E>,
+    {
+        loop {
+            match &self.slot {
+                // Ready once: stay ready until `call`.
+                Slot::Rejected(_) => return Poll::Ready(Ok(())),
+                Slot::Permit(_) => {
                     // The inner service was not ready last time. If the circuit has
                     // opened since, the permit is stale: give it back and ask again.
-                    if !matches!(self.config.breaker.state(), State::Open | State::ForcedOpen) {
-                        self.reservation = Reservation::Waiting(permit);
+                    if self.ready
+                        || !matches!(self.config.breaker.state(), State::Open | State::ForcedOpen)
+                    {
                         return self.poll_inner(cx);
                     }
-                    drop(permit);
+                    self.slot = Slot::Empty;
                 }
-                Reservation::Empty => {}
+                Slot::Empty => {}
             }
             if self.config.backpressure {
                 if let Some(wait) = self.wait_time() {
@@ -196,89 +266,66 @@ where
             }
             match self.config.breaker.try_acquire_owned() {
                 Ok(permit) => {
-                    self.reservation = Reservation::Waiting(permit);
+                    self.slot = Slot::Permit(permit);
                     return self.poll_inner(cx);
                 }
                 Err(rejection) => {
                     if self.config.backpressure {
-                        let wait = rejection
-                            .retry_after()
-                            .map_or(self.config.recheck_interval, |d| {
-                                d.min(self.config.recheck_interval)
-                            });
+                        let recheck = self.config.recheck_interval;
+                        let wait = rejection.retry_after().map_or(recheck, |d| d.min(recheck));
                         match self.poll_sleep(cx, wait) {
                             Some(Poll::Pending) => return Poll::Pending,
                             Some(Poll::Ready(())) => continue,
                             None => {}
                         }
                     }
-                    self.reservation = Reservation::Rejected(rejection);
+                    self.slot = Slot::Rejected(rejection);
+                    self.ready = true;
                     return Poll::Ready(Ok(()));
                 }
             }
         }
     }
 
-    fn call(&mut self, request: Req) -> Self::Future {
-        let permit = match std::mem::replace(&mut self.reservation, Reservation::Empty) {
-            Reservation::Ready(permit) | Reservation::Waiting(permit) => permit,
-            Reservation::Rejected(rejection) => {
-                return ResponseFuture::rejected(
-                    rejection,
-                    self.config.classifier.clone(),
-                    self.config.reject.clone(),
-                );
-            }
-            // `call` without `poll_ready`: ask the breaker now.
-            Reservation::Empty => match self.config.breaker.try_acquire_owned() {
-                Ok(permit) => permit,
-                Err(rejection) => {
-                    return ResponseFuture::rejected(
-                        rejection,
-                        self.config.classifier.clone(),
-                        self.config.reject.clone(),
-                    );
-                }
-            },
-        };
-        let slow_deadline = match self.config.slow_call_threshold {
-            None => None,
-            Some(threshold) => Instant::now().checked_add(threshold),
-        };
-        ResponseFuture::called(
-            self.inner.call(request),
-            permit,
-            slow_deadline,
+    /// The already-failed response future for `rejection`.
+    #[cold]
+    #[inline(never)]
+    fn rejected<F>(&self, rejection: cutout::Rejected) -> ResponseFuture<F, C, R>
+    where
+        C: Clone,
+        R: Clone,
+    {
+        ResponseFuture::rejected(
+            rejection,
             self.config.classifier.clone(),
             self.config.reject.clone(),
         )
     }
-}
 
-impl<S, C, R> CircuitBreaker<S, C, R> {
-    /// Polls the inner service with a permit reserved; promotes the reservation when ready.
-    #[inline]
-    fn poll_inner<Req, E>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), R::Error>>
+    /// `call` without `poll_ready`: asks the breaker now.
+    #[cold]
+    #[inline(never)]
+    fn call_unreserved<Req>(&mut self, request: Req) -> ResponseFuture<S::Future, C, R>
     where
-        S: Service<Req, Error = E>,
-        C: Classify<S::Response, E>,
-        R: Reject<C::Response, E>,
+        S: Service<Req>,
+        C: Clone,
+        R: Clone,
     {
-        match self.inner.poll_ready(cx) {
-            Poll::Ready(Ok(())) => {
-                self.reservation =
-                    match std::mem::replace(&mut self.reservation, Reservation::Empty) {
-                        Reservation::Waiting(permit) => Reservation::Ready(permit),
-                        other => other,
-                    };
-                Poll::Ready(Ok(()))
+        match self.config.breaker.try_acquire_owned() {
+            Ok(permit) => {
+                let slow_deadline = match self.config.slow_call_threshold {
+                    None => None,
+                    Some(threshold) => Instant::now().checked_add(threshold),
+                };
+                ResponseFuture::called(
+                    self.inner.call(request),
+                    permit,
+                    slow_deadline,
+                    self.config.classifier.clone(),
+                    self.config.reject.clone(),
+                )
             }
-            Poll::Ready(Err(e)) => {
-                // A failed `poll_ready` ends the service: give the permit back now.
-                self.reservation = Reservation::Empty;
-                Poll::Ready(Err(self.config.reject.inner_error(e)))
-            }
-            Poll::Pending => Poll::Pending,
+            Err(rejection) => self.rejected(rejection),
         }
     }
 }
@@ -296,14 +343,14 @@ impl<S: fmt::Debug, C, R> fmt::Debug for CircuitBreaker<S, C, R> {
         d.field("inner", &self.inner);
         self.config.debug(&mut d);
         d.field(
-            "reservation",
-            &match &self.reservation {
-                Reservation::Empty => "empty",
-                Reservation::Waiting(_) => "waiting",
-                Reservation::Ready(_) => "ready",
-                Reservation::Rejected(_) => "rejected",
+            "slot",
+            &match &self.slot {
+                Slot::Empty => "empty",
+                Slot::Permit(_) => "permit",
+                Slot::Rejected(_) => "rejected",
             },
         )
+        .field("ready", &self.ready)
         .finish()
     }
 }

@@ -1,0 +1,493 @@
+//! tower-cutout: what the layer adds to a ready service.
+//!
+//! Each request goes through `ready().await` and `call().await`, driven by polling one
+//! future with a no-op waker (every future here is ready at once), so no runtime overhead
+//! swamps the numbers. The bare service is `tower::service_fn` returning
+//! `std::future::ready`.
+//!
+//! Groups (ids say what is compared):
+//! - Printed first: allocations per request, and the fastest of many interleaved batches
+//!   for `bare`, `cutout`, a floor layer (the least any layer holding an owned permit
+//!   does), tower's `ConcurrencyLimit` and `LoadShed`, and the core's permits: on a shared
+//!   machine the fastest batch is the one no other process disturbed.
+//! - `tower_layer_closed_success`: `bare` vs `cutout` (defaults), `cutout_http` (the
+//!   HTTP classifier and 503 mode on `http::Response`), `cutout_slow_call` (a slow-call
+//!   threshold: one `tokio::time::Instant` read per call), `cutout_backpressure`.
+//! - `tower_layer_open_reject`: the rejection path (default mode boxes the error).
+//! - `tower_layer_permit`: the core's permits alone, borrowed vs owned (the owned one is
+//!   an `Arc` increment and decrement: what the layer pays for a `'static` future).
+//! - `tower_layer_two_threads`: one breaker, one service clone per thread, `iter_custom`;
+//!   the time per call each thread sees. The owned permit's `Arc` count is shared.
+//!
+//! Allocations per request are counted by a counting global allocator and printed before
+//! the benchmarks run (`stats_alloc`; it only adds work to allocations, which the measured
+//! closed paths do not make).
+
+use std::alloc::System;
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Barrier;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use cutout::Outcome;
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tower::{Layer, Service, ServiceExt};
+use tower_cutout::CircuitBreakerLayer;
+use tower_cutout::http::{HttpClassifier, ServiceUnavailable};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// The bare service: ready at once, answers at once.
+fn bare() -> impl Service<
+    u64,
+    Response = u64,
+    Error = Infallible,
+    Future = std::future::Ready<Result<u64, Infallible>>,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(|x: u64| std::future::ready(Ok::<_, Infallible>(x.wrapping_add(1))))
+}
+
+/// The bare HTTP service: a `200` with an empty body.
+fn bare_http() -> impl Service<
+    u64,
+    Response = http::Response<()>,
+    Error = Infallible,
+    Future = std::future::Ready<Result<http::Response<()>, Infallible>>,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(|_: u64| std::future::ready(Ok::<_, Infallible>(http::Response::new(()))))
+}
+
+/// One request: `ready().await` then `call().await`, polled with a no-op waker.
+#[inline]
+fn request<S: Service<u64>>(svc: &mut S, x: u64) -> Result<S::Response, S::Error> {
+    let mut future = pin!(async move { svc.ready().await?.call(x).await });
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+fn breaker() -> cutout::CircuitBreaker {
+    cutout::CircuitBreaker::builder()
+        .failure_threshold(5)
+        .open_duration(Duration::from_secs(3_600))
+        .build()
+        .expect("valid settings")
+}
+
+fn layer() -> CircuitBreakerLayer {
+    CircuitBreakerLayer::new(breaker())
+}
+
+/// The floor for any layer that holds an owned cutout permit through the response future:
+/// acquire in `poll_ready`, record `Success` when the inner future is done; nothing else
+/// (no classification, no modes, errors unchanged).
+struct Floor<S> {
+    inner: S,
+    breaker: cutout::CircuitBreaker,
+    permit: Option<cutout::OwnedPermit>,
+}
+
+struct FloorFuture<F> {
+    future: F,
+    permit: Option<cutout::OwnedPermit>,
+}
+
+impl<F: Future + Unpin> Future for FloorFuture<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let out = std::task::ready!(std::pin::Pin::new(&mut self.future).poll(cx));
+        if let Some(permit) = self.permit.take() {
+            permit.record(Outcome::Success);
+        }
+        Poll::Ready(out)
+    }
+}
+
+impl<S: Service<u64>> Service<u64> for Floor<S>
+where
+    S::Future: Unpin,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = FloorFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        if self.permit.is_none() {
+            self.permit = self.breaker.try_acquire_owned().ok();
+        }
+        self.inner.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, request: u64) -> Self::Future {
+        FloorFuture {
+            future: self.inner.call(request),
+            permit: self.permit.take(),
+        }
+    }
+}
+
+/// Allocations and bytes per call of `f`, over 10 000 calls after as many warm-up calls.
+fn allocations(mut f: impl FnMut()) -> (f64, f64) {
+    const CALLS: u32 = 10_000;
+    for _ in 0..CALLS {
+        f();
+    }
+    let region = Region::new(GLOBAL);
+    for _ in 0..CALLS {
+        f();
+    }
+    let change = region.change();
+    (
+        change.allocations as f64 / f64::from(CALLS),
+        change.bytes_allocated as f64 / f64::from(CALLS),
+    )
+}
+
+fn print_allocations() {
+    let mut bare = bare();
+    let mut cutout = layer().layer(self::bare());
+    let mut http = layer()
+        .classify(HttpClassifier::new())
+        .reject_with(ServiceUnavailable)
+        .layer(bare_http());
+    let open = layer();
+    open.breaker().force_open();
+    let mut rejecting = open.layer(self::bare());
+    let open_http = layer()
+        .classify(HttpClassifier::new())
+        .reject_with(ServiceUnavailable);
+    open_http.breaker().force_open();
+    let mut rejecting_http = open_http.layer(bare_http());
+    let rows = [
+        (
+            "bare",
+            "closed success",
+            allocations(|| {
+                black_box(request(&mut bare, 1).is_ok());
+            }),
+        ),
+        (
+            "cutout",
+            "closed success",
+            allocations(|| {
+                black_box(request(&mut cutout, 1).is_ok());
+            }),
+        ),
+        (
+            "cutout_http",
+            "closed success",
+            allocations(|| {
+                black_box(request(&mut http, 1).is_ok());
+            }),
+        ),
+        (
+            "cutout",
+            "open reject (boxed error)",
+            allocations(|| {
+                black_box(request(&mut rejecting, 1).is_err());
+            }),
+        ),
+        (
+            "cutout_http",
+            "open reject (503 response)",
+            allocations(|| {
+                black_box(request(&mut rejecting_http, 1).is_ok());
+            }),
+        ),
+    ];
+    println!("\n| stack | path | allocations/request | bytes/request |");
+    println!("|---|---|---|---|");
+    for (stack, path, (allocs, bytes)) in rows {
+        println!("| {stack} | {path} | {allocs} | {bytes} |");
+    }
+    println!();
+}
+
+/// The fastest per-call time of `f` over `rounds` batches of `calls` calls. On a shared
+/// machine the mean includes other processes' time slices; the fastest batch is the one
+/// that ran undisturbed.
+fn fastest(rounds: u32, calls: u32, f: &mut dyn FnMut()) -> f64 {
+    let mut best = f64::INFINITY;
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for _ in 0..calls {
+            f();
+        }
+        best = best.min(start.elapsed().as_nanos() as f64 / f64::from(calls));
+    }
+    best
+}
+
+/// One measured case: a request (or a permit) per call.
+type Case = Box<dyn FnMut()>;
+
+/// Bare and layered stacks measured in alternation, fastest batch of each: what the layer
+/// adds, with the noise of a loaded machine filtered out.
+fn print_fastest() {
+    const ROUNDS: u32 = 400;
+    const CALLS: u32 = 2_000;
+    let mut bare_svc = bare();
+    let mut cutout = layer().layer(bare());
+    let mut bare_http_svc = bare_http();
+    let mut http = layer()
+        .classify(HttpClassifier::new())
+        .reject_with(ServiceUnavailable)
+        .layer(bare_http());
+    let mut floor = Floor {
+        inner: bare(),
+        breaker: breaker(),
+        permit: None,
+    };
+    let mut limit = tower::limit::ConcurrencyLimitLayer::new(1_000).layer(bare());
+    let mut load_shed = tower::load_shed::LoadShedLayer::new().layer(bare());
+    let breaker = breaker();
+    let mut cases: Vec<(&str, Case)> = vec![
+        (
+            "bare service_fn",
+            Box::new(move || {
+                black_box(request(&mut bare_svc, black_box(1)).is_ok());
+            }),
+        ),
+        (
+            "cutout service_fn",
+            Box::new(move || {
+                black_box(request(&mut cutout, black_box(1)).is_ok());
+            }),
+        ),
+        (
+            "bare http_response",
+            Box::new(move || {
+                black_box(request(&mut bare_http_svc, black_box(1)).is_ok());
+            }),
+        ),
+        (
+            "cutout_http http_response",
+            Box::new(move || {
+                black_box(request(&mut http, black_box(1)).is_ok());
+            }),
+        ),
+        (
+            "floor: owned permit layer",
+            Box::new(move || {
+                black_box(request(&mut floor, black_box(1)).is_ok());
+            }),
+        ),
+        (
+            "tower ConcurrencyLimit",
+            Box::new(move || {
+                black_box(request(&mut limit, black_box(1)).is_ok());
+            }),
+        ),
+        (
+            "tower LoadShed",
+            Box::new(move || {
+                black_box(request(&mut load_shed, black_box(1)).is_ok());
+            }),
+        ),
+        (
+            "core borrowed permit",
+            Box::new({
+                let breaker = breaker.clone();
+                move || {
+                    if let Ok(p) = black_box(&breaker).try_acquire() {
+                        p.record(Outcome::Success)
+                    }
+                }
+            }),
+        ),
+        (
+            "core owned permit",
+            Box::new(move || {
+                if let Ok(p) = black_box(&breaker).try_acquire_owned() {
+                    p.record(Outcome::Success)
+                }
+            }),
+        ),
+    ];
+    let mut best = vec![f64::INFINITY; cases.len()];
+    // Alternate in small slices so every case sees the same machine.
+    for _ in 0..ROUNDS / 20 {
+        for (i, (_, f)) in cases.iter_mut().enumerate() {
+            best[i] = best[i].min(fastest(20, CALLS, f.as_mut()));
+        }
+    }
+    println!("| case | fastest batch, ns/call |");
+    println!("|---|---|");
+    for ((name, _), ns) in cases.iter().zip(&best) {
+        println!("| {name} | {ns:.2} |");
+    }
+    println!(
+        "cutout adds {:.2} ns (service_fn), {:.2} ns (http::Response); the floor layer adds \
+         {:.2} ns, ConcurrencyLimit {:.2} ns, LoadShed {:.2} ns; an owned permit costs {:.2} ns \
+         more than a borrowed one\n",
+        best[1] - best[0],
+        best[3] - best[2],
+        best[4] - best[0],
+        best[5] - best[0],
+        best[6] - best[0],
+        best[8] - best[7]
+    );
+}
+
+fn closed_success(c: &mut Criterion) {
+    print_allocations();
+    print_fastest();
+    let mut g = c.benchmark_group("tower_layer_closed_success");
+
+    let mut svc = bare();
+    g.bench_function(BenchmarkId::new("bare", "service_fn"), |b| {
+        b.iter(|| request(&mut svc, black_box(1)))
+    });
+
+    let mut svc = layer().layer(bare());
+    assert_eq!(request(&mut svc, 1).ok(), Some(2));
+    g.bench_function(BenchmarkId::new("cutout", "service_fn"), |b| {
+        b.iter(|| request(&mut svc, black_box(1)))
+    });
+
+    let mut svc = bare_http();
+    g.bench_function(BenchmarkId::new("bare", "http_response"), |b| {
+        b.iter(|| request(&mut svc, black_box(1)))
+    });
+
+    let mut svc = layer()
+        .classify(HttpClassifier::new())
+        .reject_with(ServiceUnavailable)
+        .layer(bare_http());
+    g.bench_function(BenchmarkId::new("cutout_http", "http_response"), |b| {
+        b.iter(|| request(&mut svc, black_box(1)))
+    });
+
+    let mut svc = layer()
+        .slow_call_threshold(Duration::from_secs(1))
+        .layer(bare());
+    // A runtime context is not needed: tokio::time::Instant without a paused clock is
+    // std's Instant.
+    g.bench_function(BenchmarkId::new("cutout_slow_call", "service_fn"), |b| {
+        b.iter(|| request(&mut svc, black_box(1)))
+    });
+
+    let mut svc = layer().backpressure().layer(bare());
+    g.bench_function(BenchmarkId::new("cutout_backpressure", "service_fn"), |b| {
+        b.iter(|| request(&mut svc, black_box(1)))
+    });
+    g.finish();
+}
+
+fn open_reject(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tower_layer_open_reject");
+    let open = layer();
+    open.breaker().force_open();
+    let mut svc = open.layer(bare());
+    assert!(request(&mut svc, 1).is_err());
+    g.bench_function(BenchmarkId::new("cutout", "boxed_error"), |b| {
+        b.iter(|| request(&mut svc, black_box(1)))
+    });
+    let open = layer()
+        .classify(HttpClassifier::new())
+        .reject_with(ServiceUnavailable);
+    open.breaker().force_open();
+    let mut svc = open.layer(bare_http());
+    g.bench_function(BenchmarkId::new("cutout_http", "503_response"), |b| {
+        b.iter(|| request(&mut svc, black_box(1)))
+    });
+    g.finish();
+}
+
+fn permits(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tower_layer_permit");
+    let breaker = breaker();
+    g.bench_function(BenchmarkId::new("core", "borrowed_permit"), |b| {
+        b.iter(|| {
+            if let Ok(p) = black_box(&breaker).try_acquire() {
+                p.record(Outcome::Success)
+            }
+        })
+    });
+    g.bench_function(BenchmarkId::new("core", "owned_permit"), |b| {
+        b.iter(|| {
+            if let Ok(p) = black_box(&breaker).try_acquire_owned() {
+                p.record(Outcome::Success)
+            }
+        })
+    });
+    g.finish();
+}
+
+/// Runs `per_thread(iters)` on `threads` threads at once; the mean of their times.
+fn on_threads<S: Clone + Send + 'static>(
+    threads: usize,
+    iters: u64,
+    svc: &S,
+    per_call: fn(&mut S),
+) -> Duration {
+    let barrier = std::sync::Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let mut svc = svc.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let start = Instant::now();
+                for _ in 0..iters {
+                    per_call(&mut svc);
+                }
+                start.elapsed()
+            })
+        })
+        .collect();
+    let total: Duration = handles
+        .into_iter()
+        .map(|h| h.join().expect("bench thread"))
+        .sum();
+    total / threads as u32
+}
+
+fn two_threads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tower_layer_two_threads");
+    for threads in [1, 2] {
+        let svc = bare();
+        g.bench_function(BenchmarkId::new("bare", threads), |b| {
+            b.iter_custom(|iters| {
+                on_threads(threads, iters, &svc, |s| {
+                    black_box(request(s, black_box(1)).is_ok());
+                })
+            })
+        });
+        let svc = layer().layer(bare());
+        g.bench_function(BenchmarkId::new("cutout", threads), |b| {
+            b.iter_custom(|iters| {
+                on_threads(threads, iters, &svc, |s| {
+                    black_box(request(s, black_box(1)).is_ok());
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = closed_success, open_reject, permits, two_threads
+}
+criterion_main!(benches);
