@@ -73,7 +73,7 @@ pub(crate) struct Shared {
     record_events: bool,
     policy: Policy,
     /// The rate policies' sliding window, if any rate is set.
-    window: Option<Window>,
+    window: Option<Box<Window>>,
     /// Whether permits are timed (a slow-call rate is set).
     times_calls: bool,
     origin: Duration,
@@ -105,7 +105,7 @@ impl CircuitBreaker {
             let n = BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             policy.open.seed = (origin.as_nanos() as u64) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }
-        let window = policy.window.clone().map(Window::new);
+        let window = policy.window.clone().map(|p| Box::new(Window::new(p)));
         let times_calls = window.as_ref().is_some_and(|w| w.policy.times_calls());
         Self {
             shared: Arc::new(Shared {

@@ -22,8 +22,8 @@
 //! | `failures`     | 32..48 | failed calls in the slots, signed 16-bit                  |
 //! | `slow`         | 48..64 | slow calls in the slots, signed 16-bit                    |
 //!
-//! A call takes the next position from the cursor (`fetch_add`), and replaces the slot at
-//! `position % n`. If the slot already holds the same outcome in the same epoch (the steady
+//! A call takes the next slot from the cursor (a compare-exchange that wraps at `n`), and
+//! replaces that slot. If the slot already holds the same outcome in the same epoch (the steady
 //! state of a healthy dependency: a success replaces a success), nothing else is written.
 //! Otherwise the slot is replaced by compare-exchange and the difference is added to the
 //! totals. Every slot change is added exactly once, so the totals never drift; they may be
@@ -126,15 +126,33 @@ impl CountWindow {
     /// did not (or the call belongs to a past epoch).
     #[inline]
     pub(crate) fn record(&self, epoch: u64, call: Call) -> Option<Counts> {
-        let position = self.cursor.0.fetch_add(1, Ordering::Relaxed);
-        let index = (position % self.slots.len() as u64) as usize;
-        let slot = self.slots.get(index)?;
+        let slot = self.slots.get(self.next_index())?;
         let new = (epoch << BITS_WIDTH) | call.bits();
         let old = slot.load(Ordering::Relaxed);
         if old == new {
             return None;
         }
         self.replace(slot, old, new, epoch, call)
+    }
+
+    /// Takes the next slot index, wrapping at the window's size (a compare-exchange rather
+    /// than a `fetch_add` and a division: the same one atomic write, no divide).
+    #[inline]
+    fn next_index(&self) -> usize {
+        let n = self.slots.len() as u64;
+        let mut current = self.cursor.0.load(Ordering::Relaxed);
+        loop {
+            let next = if current + 1 >= n { 0 } else { current + 1 };
+            match self.cursor.0.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return current as usize,
+                Err(actual) => current = actual,
+            }
+        }
     }
 
     #[inline(never)]

@@ -54,8 +54,9 @@
 //! Both are lock-free, cost O(1) per call (the time window sums its buckets only when a
 //! call fails, is slow, starts a new bucket, or the rate was already at its threshold
 //! below the minimum volume), and use memory fixed by the configuration: 8 bytes a slot,
-//! 24 bytes a bucket, never more with traffic. In the steady state of a healthy
-//! dependency, a count window costs one `fetch_add` per call and a time window one
+//! 24 bytes a bucket and a few cache lines besides, never more with traffic (a breaker
+//! without a rate policy pays one pointer). In the steady state of a healthy dependency, a
+//! count window costs one compare-exchange per call (its cursor) and a time window one
 //! compare-exchange plus the clock read.
 //!
 //! # What is counted

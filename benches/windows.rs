@@ -1,0 +1,210 @@
+//! Rate windows and keyed breakers beside the floors, in one run.
+//!
+//! - `windows_single_thread`: the floors (`fetch_add`, load + call + load), then a closed
+//!   success through a breaker with no window, a count window, a time window (on a
+//!   `ManualClock`, so the clock read is a load, and on the real `MonotonicClock`), and a
+//!   slow-call rate (timed permits); then one call in ten failing (the window's totals
+//!   change) for each window; then keyed lookups (one hot key, 1000 keys round robin, an
+//!   owned permit).
+//! - `windows_two_threads`: the same calls on one shared breaker or registry from 1 and
+//!   from 2 threads (`iter_custom`): the time per call seen by each thread.
+//!
+//! Ids read `path/variant`. The window's own cost is the difference to `no_window`.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use cutout::{CircuitBreaker, Clock, ManualClock, MonotonicClock, Outcome, SlidingWindow};
+use cutout_keyed::KeyedBreakers;
+
+mod support;
+
+use support::{failing_call, floor, ok_call, on_threads};
+
+fn with_window(window: Option<SlidingWindow>, clock: impl Clock) -> CircuitBreaker {
+    let mut b = CircuitBreaker::builder().failure_threshold(u32::MAX);
+    if let Some(window) = window {
+        b = b.sliding_window(window).failure_rate(0.5).minimum_calls(20);
+    }
+    b.build_with_clock(clock).expect("valid")
+}
+
+const COUNT: SlidingWindow = SlidingWindow::Calls(100);
+const TIME: SlidingWindow = SlidingWindow::Time {
+    span: Duration::from_secs(10),
+    buckets: 10,
+};
+
+fn cases() -> Vec<(&'static str, CircuitBreaker)> {
+    vec![
+        ("no_window", with_window(None, ManualClock::new())),
+        (
+            "count_window_100",
+            with_window(Some(COUNT), ManualClock::new()),
+        ),
+        (
+            "time_window_10x1s_manual_clock",
+            with_window(Some(TIME), ManualClock::new()),
+        ),
+        (
+            "time_window_10x1s_monotonic_clock",
+            with_window(Some(TIME), MonotonicClock::new()),
+        ),
+        (
+            "slow_call_rate_count_window_manual_clock",
+            CircuitBreaker::builder()
+                .sliding_window(COUNT)
+                .slow_call_rate(0.5, Duration::from_secs(1))
+                .build_with_clock(ManualClock::new())
+                .expect("valid"),
+        ),
+    ]
+}
+
+#[inline]
+fn call_ok(cb: &CircuitBreaker) -> bool {
+    cb.call(ok_call).is_ok()
+}
+
+/// One call in ten fails: each call is one step of a ten-step cycle.
+#[inline]
+fn call_mixed(cb: &CircuitBreaker, step: &mut u64) -> bool {
+    *step = if *step == 9 { 0 } else { *step + 1 };
+    if *step == 0 {
+        cb.call(failing_call).is_err()
+    } else {
+        cb.call(ok_call).is_ok()
+    }
+}
+
+fn hosts() -> KeyedBreakers<u64> {
+    KeyedBreakers::builder(CircuitBreaker::builder())
+        .capacity(4_096)
+        .build_with_clock(ManualClock::new())
+        .expect("valid")
+}
+
+#[inline]
+fn keyed_call(hosts: &KeyedBreakers<u64>, key: u64) -> bool {
+    hosts.call(&key, ok_call).is_ok()
+}
+
+#[inline]
+fn keyed_permit(hosts: &KeyedBreakers<u64>, key: u64) -> bool {
+    match hosts.try_acquire(&key) {
+        Ok(permit) => {
+            let ok = ok_call().is_ok();
+            permit.record(if ok {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            });
+            ok
+        }
+        Err(_) => false,
+    }
+}
+
+fn single_thread(c: &mut Criterion) {
+    let mut g = c.benchmark_group("windows_single_thread");
+    let word = floor::word();
+    g.bench_function(BenchmarkId::new("floor", "fetch_add"), |b| {
+        b.iter(|| floor::fetch_add(&word))
+    });
+    g.bench_function(BenchmarkId::new("floor", "load_call_load"), |b| {
+        b.iter(|| floor::load_call_load(&word))
+    });
+
+    for (name, cb) in cases() {
+        assert!(call_ok(&cb));
+        g.bench_function(BenchmarkId::new("closed_success", name), |b| {
+            b.iter(|| call_ok(&cb))
+        });
+    }
+    for (name, cb) in cases().into_iter().take(3) {
+        let mut step = 0;
+        for _ in 0..1_000 {
+            call_mixed(&cb, &mut step);
+        }
+        assert_eq!(cb.state(), cutout::State::Closed);
+        g.bench_function(BenchmarkId::new("one_in_ten_fails", name), |b| {
+            b.iter(|| call_mixed(&cb, &mut step))
+        });
+    }
+
+    let hosts = hosts();
+    let plain = CircuitBreaker::builder()
+        .build_with_clock(ManualClock::new())
+        .expect("valid");
+    for key in 0..1_000 {
+        assert!(keyed_call(&hosts, key));
+    }
+    g.bench_function(BenchmarkId::new("keyed", "plain_breaker_call"), |b| {
+        b.iter(|| call_ok(&plain))
+    });
+    g.bench_function(BenchmarkId::new("keyed", "call_one_key"), |b| {
+        b.iter(|| keyed_call(&hosts, black_box(7)))
+    });
+    let mut key = 0u64;
+    g.bench_function(BenchmarkId::new("keyed", "call_1000_keys"), |b| {
+        b.iter(|| {
+            key = if key == 999 { 0 } else { key + 1 };
+            keyed_call(&hosts, key)
+        })
+    });
+    g.bench_function(BenchmarkId::new("keyed", "owned_permit_one_key"), |b| {
+        b.iter(|| keyed_permit(&hosts, black_box(7)))
+    });
+    g.finish();
+}
+
+fn two_threads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("windows_two_threads");
+    for threads in [1, 2] {
+        let shared = AtomicU64::new(0);
+        g.bench_function(BenchmarkId::new("floor_shared_fetch_add", threads), |b| {
+            b.iter_custom(|iters| {
+                on_threads(
+                    threads,
+                    iters,
+                    || (),
+                    |_| black_box(&shared).fetch_add(1, Ordering::Relaxed),
+                )
+            })
+        });
+        for (name, cb) in cases().into_iter().take(3) {
+            g.bench_function(
+                BenchmarkId::new(format!("closed_success_{name}"), threads),
+                |b| b.iter_custom(|iters| on_threads(threads, iters, || (), |_| call_ok(&cb))),
+            );
+        }
+        let hosts = hosts();
+        for key in 0..1_000 {
+            assert!(keyed_call(&hosts, key));
+        }
+        g.bench_function(BenchmarkId::new("keyed_call_one_key", threads), |b| {
+            b.iter_custom(|iters| {
+                on_threads(threads, iters, || (), |_| keyed_call(&hosts, black_box(7)))
+            })
+        });
+        g.bench_function(BenchmarkId::new("keyed_call_1000_keys", threads), |b| {
+            b.iter_custom(|iters| {
+                on_threads(
+                    threads,
+                    iters,
+                    || 0u64,
+                    |key| {
+                        *key = if *key == 999 { 0 } else { *key + 1 };
+                        keyed_call(&hosts, *key)
+                    },
+                )
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, single_thread, two_threads);
+criterion_main!(benches);
