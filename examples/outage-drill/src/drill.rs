@@ -16,7 +16,7 @@ use crate::load::{self, LoadPlan, OrderRecord, Tally};
 use crate::net::{Server, Transport};
 use crate::orders::{OpenError, OrderConfig, OrderService, OrderStats};
 use crate::payment::{FaultPlan, PaymentService, PaymentStats, Phase};
-use crate::queue::{QueueError, Via};
+use crate::queue::QueueError;
 
 /// Everything a drill run needs to know.
 #[derive(Debug, Clone, PartialEq)]
@@ -262,8 +262,9 @@ pub struct RunReport {
     pub orders: OrderStats,
     /// Charges per order id, from the payment service's ledger.
     pub charges: HashMap<String, u32>,
-    /// How each paid order got paid, from the order service's queue file.
-    pub completions: HashMap<String, Via>,
+    /// Orders paid from the queue, with their payment ids, from the order service's queue
+    /// file.
+    pub completions: HashMap<String, String>,
     /// The breaker's state changes, from the start.
     pub changes: Vec<(Duration, State)>,
     /// The most connections the payment service held open at once.
@@ -304,7 +305,7 @@ pub async fn run(
             timeout: config.timeout,
             breaker: (mode == Mode::WithBreaker).then(|| config.breaker()),
             queue_path,
-            drain_concurrency: 8,
+            drain_concurrency: 16,
         },
         payment_server.client(),
     )
@@ -370,7 +371,6 @@ pub async fn run(
         .completed()
         .map_err(DrillError::Queue)?
         .into_iter()
-        .map(|(id, c)| (id, c.via))
         .collect();
     let changes = orders
         .state_changes()

@@ -511,11 +511,8 @@ async fn take_order(
     let key = idempotency_key(&order.order_id);
     match shared.pay(&order.order_id, &key, order.amount_cents).await {
         Ok(payment) => {
-            // The charge is made; recording it is bookkeeping, and a failure to record
-            // does not undo it (a repeat of this order would be paid with the same key).
-            let _ = shared
-                .queue
-                .record_live(&order.order_id, &payment.payment_id);
+            // The payment service's ledger is the record: a repeat of this order is paid
+            // with the same key and answered with the same payment.
             shared.metrics.completed.increment(1);
             shared.count(|s| s.completed += 1);
             reply(
@@ -589,44 +586,56 @@ async fn drain(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
             };
             let shared = shared.clone();
             calls.spawn(async move {
-                let _claim = claim;
                 let paid = shared
                     .pay(&order.order_id, &order.idempotency_key, order.amount_cents)
                     .await;
-                match paid {
-                    Ok(payment) => {
-                        if let Ok(true) =
-                            shared
-                                .queue
-                                .complete(order.seq, &order.order_id, &payment.payment_id)
-                        {
-                            shared.metrics.drained.increment(1);
-                            shared.count(|s| s.drained += 1);
-                        }
-                        None
-                    }
-                    Err(PayError::Rejected(r)) => Some(r.retry_after()),
-                    Err(_) => Some(None),
-                }
+                (claim, order, paid)
             });
         }
-        let mut pause: Option<Duration> = None;
         let mut any_failed = calls.is_empty();
+        let mut pause: Option<Duration> = None;
+        let mut paid = Vec::new();
+        let mut claims = Vec::new();
         loop {
             tokio::select! {
                 joined = calls.join_next() => match joined {
-                    Some(Ok(Some(retry_after))) => {
-                        any_failed = true;
-                        if let Some(d) = retry_after {
-                            pause = Some(pause.map_or(d, |p| p.min(d)));
+                    Some(Ok((claim, order, result))) => {
+                        claims.push(claim);
+                        match result {
+                            Ok(payment) => paid.push((order, payment.payment_id)),
+                            Err(e) => {
+                                any_failed = true;
+                                if let PayError::Rejected(r) = e {
+                                    if let Some(d) = r.retry_after() {
+                                        pause = Some(pause.map_or(d, |p| p.min(d)));
+                                    }
+                                }
+                            }
                         }
                     }
-                    Some(_) => {}
+                    Some(Err(_)) => any_failed = true,
                     None => break,
                 },
                 _ = stopped.changed() => return,
             }
         }
+        // One durable transaction for the batch. The claims are held until it commits, so
+        // no one pays these orders again meanwhile; if it fails, they stay pending and are
+        // paid again with the same keys (answered with the original payments).
+        let batch: Vec<(u64, &str, &str)> = paid
+            .iter()
+            .map(|(o, p)| (o.seq, o.order_id.as_str(), p.as_str()))
+            .collect();
+        if !batch.is_empty() {
+            match shared.queue.complete(&batch) {
+                Ok(moved) => {
+                    shared.metrics.drained.increment(moved as u64);
+                    shared.count(|s| s.drained += moved as u64);
+                }
+                Err(_) => any_failed = true,
+            }
+        }
+        drop(claims);
         if any_failed {
             // Wait for the breaker's retry-after when it gave one, within bounds, so the
             // worker neither spins nor sleeps through a recovery.

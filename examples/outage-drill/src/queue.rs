@@ -2,21 +2,18 @@
 //!
 //! Orders the payment service could not take are pushed here and answered `202 pending`;
 //! the order service's worker pays them later, with the idempotency key they were queued
-//! with. Every change is one redb write transaction. A push is committed durably (fsync,
-//! [`redb::Durability::Immediate`]) before the order service answers, so a queued order
-//! survives a crash or a restart of the process. Completions are committed with
-//! [`redb::Durability::Eventual`] (written, not waited for): losing one in a crash only
-//! means the order is paid again with its key, which the payment service answers with the
-//! original payment.
+//! with. A push is one redb write transaction, committed durably (fsync) before the order
+//! service answers, so a queued order survives a crash or a restart of the process. The
+//! worker completes the orders it paid in batches, one durable transaction per batch.
 //!
 //! | table | key | value |
 //! |---|---|---|
 //! | `pending` | sequence number (oldest first) | the [`QueuedOrder`] as JSON |
 //! | `pending_by_order` | order id | sequence number |
-//! | `done` | order id | the [`Completion`] as JSON |
+//! | `done` | order id | the payment id |
 //! | `meta` | `"next_seq"` | the next sequence number |
 //!
-//! Completing an order moves it from `pending` to `done` in one transaction. If the process
+//! Completing an order moves it from `pending` to `done`. If the process
 //! dies after the payment service charged but before that commit, the order is still
 //! pending and is paid again with the **same** idempotency key: the payment service answers
 //! with the original payment and charges nothing. That is what makes the drain exactly once.
@@ -46,23 +43,11 @@ pub struct QueuedOrder {
     pub amount_cents: u64,
 }
 
-/// How an order got paid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Via {
-    /// Paid while the customer waited.
-    Live,
-    /// Queued, then paid by the worker.
-    Queue,
-}
-
-/// A paid order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A paid order, as the queue remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completion {
     /// The payment's id.
     pub payment_id: String,
-    /// How it got paid.
-    pub via: Via,
 }
 
 /// What [`Queue::push`] did.
@@ -123,19 +108,19 @@ from_errors!(
 /// The durable queue. One process opens a file at a time (redb locks it).
 ///
 /// ```
-/// use outage_drill::queue::{Pushed, Queue, Via};
+/// use outage_drill::queue::{Pushed, Queue};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let queue = Queue::open(dir.path().join("orders.redb"))?;
 /// let Pushed::Added(seq) = queue.push("o-1", "order-o-1", 1999)? else { unreachable!() };
 /// assert_eq!(queue.pending_len()?, 1);
-/// assert!(queue.complete(seq, "o-1", "pay-1")?);
+/// assert_eq!(queue.complete(&[(seq, "o-1", "pay-1")])?, 1);
 /// assert_eq!(queue.pending_len()?, 0);
 /// drop(queue);
 ///
 /// // Reopened: the completion is still there.
 /// let queue = Queue::open(dir.path().join("orders.redb"))?;
-/// assert_eq!(queue.completed()?[0].1.via, Via::Queue);
+/// assert_eq!(queue.completed()?, [("o-1".to_owned(), "pay-1".to_owned())]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
@@ -184,8 +169,10 @@ impl Queue {
         let pushed = {
             let done = tx.open_table(DONE)?;
             let mut by_order = tx.open_table(PENDING_BY_ORDER)?;
-            if let Some(c) = done.get(order_id)? {
-                Pushed::AlreadyDone(serde_json::from_str(c.value())?)
+            if let Some(payment_id) = done.get(order_id)? {
+                Pushed::AlreadyDone(Completion {
+                    payment_id: payment_id.value().to_owned(),
+                })
             } else if let Some(seq) = by_order.get(order_id)?.map(|g| g.value()) {
                 Pushed::AlreadyPending(seq)
             } else {
@@ -228,55 +215,34 @@ impl Queue {
         Ok(out)
     }
 
-    /// Moves a pending order to `done` (paid by the worker). Returns false, and changes
-    /// nothing, when `seq` is not pending.
+    /// Moves paid orders `(seq, order_id, payment_id)` from `pending` to `done`, in one
+    /// durable transaction. Returns how many were pending; one that was not changes nothing.
     ///
     /// # Errors
     ///
-    /// On a storage error; the order then stays pending.
-    pub fn complete(&self, seq: u64, order_id: &str, payment_id: &str) -> Result<bool, QueueError> {
-        let mut tx = self.db.begin_write()?;
-        tx.set_durability(redb::Durability::Eventual);
-        let removed = {
+    /// On a storage error; the orders then stay pending (and are paid again, with their
+    /// keys, which the payment service answers with the original payments).
+    pub fn complete(&self, paid: &[(u64, &str, &str)]) -> Result<usize, QueueError> {
+        let tx = self.db.begin_write()?;
+        let mut moved = 0;
+        {
             let mut pending = tx.open_table(PENDING)?;
-            let removed = pending.remove(seq)?.is_some();
-            if removed {
-                tx.open_table(PENDING_BY_ORDER)?.remove(order_id)?;
-                let completion = Completion {
-                    payment_id: payment_id.to_owned(),
-                    via: Via::Queue,
-                };
-                tx.open_table(DONE)?
-                    .insert(order_id, serde_json::to_string(&completion)?.as_str())?;
+            let mut by_order = tx.open_table(PENDING_BY_ORDER)?;
+            let mut done = tx.open_table(DONE)?;
+            for &(seq, order_id, payment_id) in paid {
+                if pending.remove(seq)?.is_some() {
+                    by_order.remove(order_id)?;
+                    done.insert(order_id, payment_id)?;
+                    moved += 1;
+                }
             }
-            removed
-        };
-        if removed {
+        }
+        if moved > 0 {
             tx.commit()?;
         } else {
             tx.abort()?;
         }
-        Ok(removed)
-    }
-
-    /// Records an order paid while the customer waited.
-    ///
-    /// # Errors
-    ///
-    /// On a storage error.
-    pub fn record_live(&self, order_id: &str, payment_id: &str) -> Result<(), QueueError> {
-        let mut tx = self.db.begin_write()?;
-        tx.set_durability(redb::Durability::Eventual);
-        {
-            let completion = Completion {
-                payment_id: payment_id.to_owned(),
-                via: Via::Live,
-            };
-            tx.open_table(DONE)?
-                .insert(order_id, serde_json::to_string(&completion)?.as_str())?;
-        }
-        tx.commit()?;
-        Ok(())
+        Ok(moved)
     }
 
     /// Where `order_id` stands, if the order service knows it.
@@ -286,8 +252,10 @@ impl Queue {
     /// On a storage error.
     pub fn status(&self, order_id: &str) -> Result<Option<OrderStatus>, QueueError> {
         let tx = self.db.begin_read()?;
-        if let Some(c) = tx.open_table(DONE)?.get(order_id)? {
-            return Ok(Some(OrderStatus::Done(serde_json::from_str(c.value())?)));
+        if let Some(payment_id) = tx.open_table(DONE)?.get(order_id)? {
+            return Ok(Some(OrderStatus::Done(Completion {
+                payment_id: payment_id.value().to_owned(),
+            })));
         }
         let Some(seq) = tx
             .open_table(PENDING_BY_ORDER)?
@@ -314,21 +282,18 @@ impl Queue {
         Ok(tx.open_table(PENDING)?.len()?)
     }
 
-    /// Every paid order, by order id.
+    /// Every order paid from the queue: `(order id, payment id)`, by order id.
     ///
     /// # Errors
     ///
     /// On a storage error.
-    pub fn completed(&self) -> Result<Vec<(String, Completion)>, QueueError> {
+    pub fn completed(&self) -> Result<Vec<(String, String)>, QueueError> {
         let tx = self.db.begin_read()?;
         let done = tx.open_table(DONE)?;
         let mut out = Vec::new();
         for entry in done.iter()? {
-            let (order_id, c) = entry?;
-            out.push((
-                order_id.value().to_owned(),
-                serde_json::from_str(c.value())?,
-            ));
+            let (order_id, payment_id) = entry?;
+            out.push((order_id.value().to_owned(), payment_id.value().to_owned()));
         }
         Ok(out)
     }
@@ -367,11 +332,14 @@ mod tests {
                 },
             ]
         );
-        assert!(queue.complete(0, "o-1", "pay-1")?);
-        assert!(!queue.complete(0, "o-1", "pay-1")?, "completed twice");
+        assert_eq!(queue.complete(&[(0, "o-1", "pay-1")])?, 1);
+        assert_eq!(
+            queue.complete(&[(0, "o-1", "pay-1")])?,
+            0,
+            "completed twice"
+        );
         let done = Completion {
             payment_id: "pay-1".into(),
-            via: Via::Queue,
         };
         assert_eq!(
             queue.push("o-1", "k-1", 10)?,
@@ -383,8 +351,19 @@ mod tests {
         assert_eq!(queue.pending_len()?, 1);
         // Sequence numbers keep growing after a drain.
         assert_eq!(queue.push("o-3", "k-3", 30)?, Pushed::Added(2));
-        queue.record_live("o-4", "pay-4")?;
-        assert_eq!(queue.completed()?.len(), 2);
+        assert_eq!(
+            queue.complete(&[(1, "o-2", "pay-2"), (2, "o-3", "pay-3")])?,
+            2
+        );
+        assert_eq!(
+            queue.completed()?,
+            [
+                ("o-1".to_owned(), "pay-1".to_owned()),
+                ("o-2".to_owned(), "pay-2".to_owned()),
+                ("o-3".to_owned(), "pay-3".to_owned())
+            ]
+        );
+        assert_eq!(queue.pending_len()?, 0);
         Ok(())
     }
 

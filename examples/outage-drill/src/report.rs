@@ -9,7 +9,6 @@ use plotters::prelude::*;
 use crate::drill::RunReport;
 use crate::load::Answer;
 use crate::payment::Phase;
-use crate::queue::Via;
 
 /// The numbers of one run that the table shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,12 +104,10 @@ impl Summary {
         for r in &run.records {
             match &r.answer {
                 Answer::Completed => s.completed += 1,
-                Answer::Pending(_) => match run.completions.get(&r.order_id) {
-                    Some(Via::Queue) => s.queued_then_completed += 1,
-                    // Paid while a concurrent repeat of it waited: still paid once.
-                    Some(Via::Live) => s.completed += 1,
-                    None => s.lost += 1,
-                },
+                Answer::Pending(_) if run.completions.contains_key(&r.order_id) => {
+                    s.queued_then_completed += 1
+                }
+                Answer::Pending(_) => s.lost += 1,
                 Answer::Failed(_) => {
                     s.failed += 1;
                     if run.charges.get(&r.order_id).is_some_and(|&n| n > 0) {
@@ -222,11 +219,6 @@ pub fn table(without: &RunReport, with: &RunReport) -> String {
             b.peak_connections.to_string(),
         ),
         (
-            "peak requests in progress at payment".into(),
-            a.peak_in_progress.to_string(),
-            b.peak_in_progress.to_string(),
-        ),
-        (
             "breaker trips (incl. re-opens)".into(),
             "-".into(),
             b.trips.to_string(),
@@ -328,17 +320,21 @@ pub fn state_bands(changes: &[(Duration, State)], end: Duration) -> Vec<(f64, f6
     bands
 }
 
-/// Draws the timeline of both runs, one panel each: orders per second by answer, requests
-/// reaching the payment service per second, the outage, and the breaker's state bands.
-/// Returns the SVG document. Text is left to the viewer's fonts (no font files are read).
+/// Draws the timeline of both runs, one panel each on the same time axis: orders per second by
+/// answer, requests reaching the payment service per second, the breaker's state as bands
+/// (open red, half-open amber) and the outage as a grey bar under the time axis. Returns the
+/// SVG document. Text is left to the viewer's fonts: no font file is read, so this needs
+/// no fontconfig.
 pub fn svg(without: &RunReport, with: &RunReport) -> Result<String, Box<dyn std::error::Error>> {
+    let (a, b) = (Timeline::of(without), Timeline::of(with));
+    let end = a.completed.len().max(b.completed.len()) as f64;
     let mut out = String::new();
     {
-        let root = SVGBackend::with_string(&mut out, (1100, 760)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut out, (1100, 800)).into_drawing_area();
         root.fill(&WHITE)?;
-        let (top, bottom) = root.split_vertically(380);
-        panel(&top, without)?;
-        panel(&bottom, with)?;
+        let (upper, lower) = root.split_vertically(400);
+        panel(&upper, without, &a, end)?;
+        panel(&lower, with, &b, end)?;
         root.present()?;
     }
     Ok(out)
@@ -353,12 +349,13 @@ const GREY: RGBColor = RGBColor(110, 118, 129);
 fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     run: &RunReport,
+    t: &Timeline,
+    end: f64,
 ) -> Result<(), Box<dyn std::error::Error>>
 where
     DB::ErrorType: 'static,
 {
-    let t = Timeline::of(run);
-    let end = t.completed.len() as f64;
+    // Room above the highest line for the legend; the outage bar goes below zero.
     let peak = t
         .completed
         .iter()
@@ -369,26 +366,42 @@ where
         .max()
         .unwrap_or(1)
         .max(1) as f64;
-    let y_max = peak * 1.25;
+    let top = peak * 1.6;
     let s = Summary::of(run);
+    let recovery = match (run.mode, s.recovery_to_closed) {
+        (crate::drill::Mode::WithBreaker, Some(d)) => {
+            format!("; closed {:.1} s after recovery", d.as_secs_f64())
+        }
+        (crate::drill::Mode::WithBreaker, None) => "; never closed".to_owned(),
+        _ => String::new(),
+    };
     let caption = format!(
-        "{}: {} calls reached the failing payment service; outage p99 {}; {} failed, {} lost",
+        "{}: {} calls reached the failing payment service; outage p99 {}; {} failed, {} lost{}",
         run.mode.label(),
         s.calls_during_outage,
         ms(s.p99),
         s.failed,
-        s.lost
+        s.lost,
+        recovery,
     );
+    let bottom = -top / 10.0;
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 17))
         .margin(12)
         .x_label_area_size(32)
         .y_label_area_size(48)
-        .build_cartesian_2d(0f64..end, 0f64..y_max)?;
+        .build_cartesian_2d(0f64..end, bottom..top)?;
     chart
         .configure_mesh()
         .x_desc("seconds since start")
         .y_desc("per second")
+        .y_label_formatter(&|v| {
+            if *v < 0.0 {
+                String::new()
+            } else {
+                format!("{v:.0}")
+            }
+        })
         .light_line_style(WHITE)
         .draw()?;
 
@@ -400,22 +413,36 @@ where
             _ => continue,
         };
         chart.draw_series(std::iter::once(Rectangle::new(
-            [(from, 0.0), (to, y_max)],
+            [(from, 0.0), (to, top)],
             color.filled(),
         )))?;
     }
-    // The outage, as a strip along the top.
+    if run.mode == crate::drill::Mode::WithBreaker {
+        chart
+            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())?
+            .label("breaker open")
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 16, y + 5)], RED_LINE.mix(0.13).filled())
+            });
+        chart
+            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())?
+            .label("breaker half-open")
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 16, y + 5)], AMBER.mix(0.35).filled())
+            });
+    }
+    // The outage, as a bar under the time axis.
     let plan = run.config.fault_plan();
     chart
         .draw_series(std::iter::once(Rectangle::new(
             [
-                (plan.outage_start.as_secs_f64(), y_max * 0.94),
-                (plan.outage_end().as_secs_f64(), y_max),
+                (plan.outage_start.as_secs_f64(), bottom * 0.8),
+                (plan.outage_end().as_secs_f64(), bottom * 0.2),
             ],
-            GREY.mix(0.45).filled(),
+            GREY.mix(0.6).filled(),
         )))?
-        .label("payment outage (open: red band, half-open: amber)")
-        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], GREY.mix(0.45).filled()));
+        .label("payment outage")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], GREY.mix(0.6).filled()));
 
     let series: [(&str, &[u64], RGBColor); 4] = [
         ("orders completed at once", &t.completed, GREEN),
@@ -437,8 +464,8 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
         .border_style(GREY)
         .label_font(("sans-serif", 13))
         .draw()?;

@@ -74,7 +74,8 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
     let base = server.base_uri();
     let client = server.client();
 
-    // An order is paid at once; the same order again gets the same payment, not a new one.
+    // An order is paid at once; the same order again is paid with the same idempotency key,
+    // which payment answers with the original payment: one charge.
     let (status, first) = post_order(&client, &base, "o-1").await?;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(first.status, OrderState::Completed);
@@ -82,7 +83,8 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again.payment_id, first.payment_id);
     assert_eq!(payment.charges_for("o-1"), 1);
-    assert_eq!(payment.stats().requests, 1);
+    let stats = payment.stats();
+    assert_eq!((stats.requests, stats.charges, stats.replays), (2, 1, 1));
 
     // Bad input is a 400, and never reaches payment.
     let response = client
@@ -107,7 +109,7 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
     assert_eq!(queued.reason.as_deref(), Some("circuit_forced_open"));
     assert_eq!(
         payment.stats().requests,
-        1,
+        2,
         "a rejected call must not reach payment"
     );
     let (_, body) = get(&client, format!("{base}/health")).await?;
@@ -125,7 +127,7 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
     };
     assert_eq!(
         value("orders_total{result=\"completed\"}"),
-        Some(1.0),
+        Some(2.0),
         "{metrics}"
     );
     assert_eq!(
@@ -142,7 +144,7 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
     );
     assert_eq!(
         value("cutout_calls_total{breaker=\"payments\",outcome=\"success\"}"),
-        Some(1.0),
+        Some(2.0),
         "{metrics}"
     );
     // The order's call, and any the queue worker has tried since (it keeps trying).
