@@ -20,11 +20,21 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 const CALLS: usize = 1_000;
 
-fn bare() -> impl Service<u64, Response = u64, Error = Infallible, Future = std::future::Ready<Result<u64, Infallible>>> + Clone {
+fn bare() -> impl Service<
+    u64,
+    Response = u64,
+    Error = Infallible,
+    Future = std::future::Ready<Result<u64, Infallible>>,
+> + Clone {
     tower::service_fn(|x: u64| std::future::ready(Ok::<_, Infallible>(x + 1)))
 }
 
-fn bare_http() -> impl Service<u64, Response = http::Response<()>, Error = Infallible, Future = std::future::Ready<Result<http::Response<()>, Infallible>>> + Clone {
+fn bare_http() -> impl Service<
+    u64,
+    Response = http::Response<()>,
+    Error = Infallible,
+    Future = std::future::Ready<Result<http::Response<()>, Infallible>>,
+> + Clone {
     tower::service_fn(|_: u64| std::future::ready(Ok::<_, Infallible>(http::Response::new(()))))
 }
 
@@ -71,13 +81,20 @@ fn main() {
         .reject_with(ServiceUnavailable)
         .layer(bare_http());
     let closed_http = allocations(|| request(&mut svc).is_ok());
-    assert_eq!(closed_http, 0, "closed success, HTTP classifier and 503 mode");
+    assert_eq!(
+        closed_http, 0,
+        "closed success, HTTP classifier and 503 mode"
+    );
 
     // Half-open probes: trip, let the open time pass, probe (which closes), trip again.
     let layer = CircuitBreakerLayer::new(breaker(&clock));
     let mut svc = layer.layer(bare());
     let probes = allocations(|| {
-        layer.breaker().try_acquire().unwrap().record(Outcome::Failure);
+        layer
+            .breaker()
+            .try_acquire()
+            .unwrap()
+            .record(Outcome::Failure);
         clock.advance(Duration::from_secs(1));
         let ok = request(&mut svc).is_ok();
         ok && layer.breaker().state() == cutout::State::Closed
@@ -89,7 +106,10 @@ fn main() {
     layer.breaker().force_open();
     let mut svc = layer.layer(bare());
     let rejected = allocations(|| request(&mut svc).is_err());
-    assert_eq!(rejected, CALLS, "one allocation (the boxed error) per rejection");
+    assert_eq!(
+        rejected, CALLS,
+        "one allocation (the boxed error) per rejection"
+    );
 
     let layer = CircuitBreakerLayer::new(breaker(&clock))
         .classify(HttpClassifier::new())
@@ -102,8 +122,14 @@ fn main() {
 
     println!("allocations per request (over {CALLS}):");
     println!("  closed success, default mode:      {}", closed / CALLS);
-    println!("  closed success, HTTP mode:         {}", closed_http / CALLS);
+    println!(
+        "  closed success, HTTP mode:         {}",
+        closed_http / CALLS
+    );
     println!("  half-open probe:                   {}", probes / CALLS);
     println!("  rejection, default mode:           {}", rejected / CALLS);
-    println!("  rejection, 503 mode (forced open): {}", rejected_http as f64 / CALLS as f64);
+    println!(
+        "  rejection, 503 mode (forced open): {}",
+        rejected_http as f64 / CALLS as f64
+    );
 }

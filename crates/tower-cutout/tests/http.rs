@@ -390,3 +390,69 @@ async fn an_infallible_axum_stack_needs_no_error_handling() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+mod retry_after {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use http::HeaderValue;
+    use proptest::prelude::*;
+    use tower_cutout::http::parse_retry_after;
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_445_412_400) // Wed, 21 Oct 2015 07:26:40 GMT
+    }
+
+    #[test]
+    fn every_accepted_form_and_the_malformed_ones() {
+        let at = |v: &'static str| parse_retry_after(&HeaderValue::from_static(v), now());
+        assert_eq!(at("0"), Some(Duration::ZERO));
+        assert_eq!(at(" 42 "), Some(Duration::from_secs(42)));
+        assert_eq!(at("007"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            at("18446744073709551615"),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(at("18446744073709551616"), None); // overflows u64
+        assert_eq!(
+            at("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::from_secs(80))
+        );
+        assert_eq!(
+            at("Wednesday, 21-Oct-15 07:28:00 GMT"),
+            Some(Duration::from_secs(80))
+        );
+        assert_eq!(
+            at("Wed Oct 21 07:28:00 2015"),
+            Some(Duration::from_secs(80))
+        );
+        for bad in [
+            "",
+            " ",
+            "1.5",
+            "+3",
+            "-1",
+            "3s",
+            "soon",
+            "Wed, 32 Oct 2015 07:28:00 GMT",
+        ] {
+            assert_eq!(at(bad), None, "{bad:?}");
+        }
+        let not_text = HeaderValue::from_bytes(b"\xff\xfe").unwrap();
+        assert_eq!(parse_retry_after(&not_text, now()), None);
+    }
+
+    proptest! {
+        #[test]
+        fn any_header_value_parses_or_is_none(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+                let _ = parse_retry_after(&value, now());
+            }
+        }
+
+        #[test]
+        fn delay_seconds_round_trip(secs in any::<u64>()) {
+            let value = HeaderValue::from(secs);
+            prop_assert_eq!(parse_retry_after(&value, now()), Some(Duration::from_secs(secs)));
+        }
+    }
+}

@@ -180,3 +180,58 @@ async fn without_a_threshold_slow_calls_are_successes() {
     );
     assert_eq!(layer.breaker().state(), State::Closed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_load_balancer_routes_around_an_endpoint_whose_breaker_is_open() {
+    use tower::balance::p2c::Balance;
+    use tower::discover::ServiceList;
+    use tower::load::Constant;
+
+    let (sick_calls, healthy_calls) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let sick_layer = layer(2, Duration::from_secs(10)).backpressure();
+    let healthy_layer = layer(2, Duration::from_secs(10)).backpressure();
+    /// An endpoint that always fails or always answers, counting its calls.
+    fn endpoint(
+        calls: Arc<AtomicUsize>,
+        sick: bool,
+    ) -> impl Service<
+        u64,
+        Response = &'static str,
+        Error = &'static str,
+        Future = std::future::Ready<Result<&'static str, &'static str>>,
+    > {
+        tower::service_fn(move |_: u64| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(if sick {
+                Err("sick endpoint")
+            } else {
+                Ok("healthy endpoint")
+            })
+        })
+    }
+    let sick = sick_layer.layer(endpoint(sick_calls.clone(), true));
+    let healthy = healthy_layer.layer(endpoint(healthy_calls.clone(), false));
+    let mut balance = Balance::new(ServiceList::new(vec![
+        Constant::new(sick, 0),
+        Constant::new(healthy, 0),
+    ]));
+
+    let mut errors = 0;
+    for i in 0..50 {
+        match balance.ready().await.unwrap().call(i).await {
+            Ok(answer) => assert_eq!(answer, "healthy endpoint"),
+            Err(e) => {
+                assert_eq!(e.to_string(), "sick endpoint");
+                errors += 1;
+            }
+        }
+    }
+    // The sick endpoint got exactly the two calls that tripped its breaker; from then on
+    // it was not ready, so the balancer sent everything to the healthy one.
+    assert_eq!(sick_calls.load(Ordering::SeqCst), 2);
+    assert_eq!(healthy_calls.load(Ordering::SeqCst), 48);
+    assert_eq!(errors, 2);
+    assert_eq!(sick_layer.breaker().state(), State::Open);
+    assert_eq!(sick_layer.breaker().stats().rejected, 0);
+}
