@@ -18,6 +18,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
 use outage_drill::drill::{self, DrillConfig, Mode, Progress};
 use outage_drill::net::Transport;
+use outage_drill::payment::Phase;
 use outage_drill::report;
 
 /// The cutout outage drill: a payment service fails in the middle of a stream of orders.
@@ -193,25 +194,27 @@ impl ProgressLine {
             return;
         }
         let breaker = p.breaker.map_or("-", |s| s.as_str());
+        let mode = match p.mode {
+            Mode::WithoutBreaker => "without",
+            Mode::WithBreaker => "with",
+        };
         let stage = if p.draining {
-            "draining".to_owned()
+            format!("draining, {} queued", p.queued)
         } else {
             format!(
-                "{:>5.1}/{:.0}s",
+                "{:>4.1}/{:.0}s",
                 p.elapsed.as_secs_f64(),
                 self.duration.as_secs_f64()
             )
         };
+        let phase = match p.phase {
+            Phase::Healthy => "healthy",
+            Phase::Outage => "OUTAGE",
+            Phase::Recovered => "recovered",
+        };
         let text = format!(
-            "[{:<15}] {stage}  payment {:<9}  breaker {:<9}  sent {:>5}  completed {:>5}  pending {:>5}  failed {:>5}  queue {:>5}",
-            p.mode.label(),
-            format!("{:?}", p.phase).to_lowercase(),
-            breaker,
-            p.sent,
-            p.completed,
-            p.pending,
-            p.failed,
-            p.queued,
+            "[{mode:<7}] payment {phase:<9} breaker {breaker:<9} sent {:>5}: ok {:>5}, queued {:>5}, failed {:>5}  {stage}",
+            p.sent, p.completed, p.pending, p.failed,
         );
         let mut err = std::io::stderr().lock();
         if self.terminal {

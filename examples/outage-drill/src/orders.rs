@@ -125,6 +125,16 @@ pub enum PayError {
 }
 
 impl PayError {
+    /// Whether payment refused the charge for good: a `4xx` other than `429` (a retry
+    /// would be refused again, so the order is not queued, or leaves the queue).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, PayError::Status(s) if PayError::refusal(*s))
+    }
+
+    fn refusal(status: u16) -> bool {
+        (400..500).contains(&status) && status != 429
+    }
+
     /// A short stable name, used in answers and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -132,6 +142,7 @@ impl PayError {
             PayError::Rejected(Rejected::HalfOpenFull { .. }) => "circuit_half_open",
             PayError::Rejected(_) => "circuit_forced_open",
             PayError::Timeout => "payment_timeout",
+            PayError::Status(s) if PayError::refusal(*s) => "payment_refused",
             PayError::Status(_) => "payment_error",
             PayError::Unreachable(_) => "payment_unreachable",
             PayError::BadReply => "payment_bad_reply",
@@ -445,6 +456,9 @@ impl Drop for Claim {
     }
 }
 
+/// The longest order id accepted, in bytes.
+pub const MAX_ORDER_ID: usize = 128;
+
 /// The idempotency key of an order: one per order, the same on every attempt.
 pub fn idempotency_key(order_id: &str) -> String {
     format!("order-{order_id}")
@@ -454,12 +468,17 @@ async fn take_order(
     AxumState(shared): AxumState<Arc<Shared>>,
     body: axum::body::Bytes,
 ) -> Response {
-    let Ok(order) = serde_json::from_slice::<OrderRequest>(&body) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(serde_json::json!({ "error": "expected {\"order_id\": string, \"amount_cents\": number}" })),
-        )
-            .into_response();
+    let order = match serde_json::from_slice::<OrderRequest>(&body) {
+        Ok(order) if (1..=MAX_ORDER_ID).contains(&order.order_id.len()) => order,
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({
+                    "error": "expected {\"order_id\": a string of 1 to 128 bytes, \"amount_cents\": a number}"
+                })),
+            )
+                .into_response();
+        }
     };
     let order_id = order.order_id.clone();
     let pending = |reason: &str| {
@@ -525,7 +544,7 @@ async fn take_order(
                 },
             )
         }
-        Err(e) if shared.breaker.is_some() => {
+        Err(e) if shared.breaker.is_some() && !e.is_refusal() => {
             match shared.queue.push(&order.order_id, &key, order.amount_cents) {
                 Ok(Pushed::AlreadyDone(done)) => reply(
                     StatusCode::OK,
@@ -553,6 +572,7 @@ async fn take_order(
             shared.metrics.failed.increment(1);
             shared.count(|s| s.failed += 1);
             let status = match e {
+                _ if e.is_refusal() => StatusCode::UNPROCESSABLE_ENTITY,
                 PayError::Timeout => StatusCode::GATEWAY_TIMEOUT,
                 _ => StatusCode::BAD_GATEWAY,
             };
@@ -595,6 +615,7 @@ async fn drain(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
         let mut any_failed = calls.is_empty();
         let mut pause: Option<Duration> = None;
         let mut paid = Vec::new();
+        let mut refused = Vec::new();
         let mut claims = Vec::new();
         loop {
             tokio::select! {
@@ -603,6 +624,7 @@ async fn drain(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
                         claims.push(claim);
                         match result {
                             Ok(payment) => paid.push((order, payment.payment_id)),
+                            Err(e) if e.is_refusal() => refused.push(order),
                             Err(e) => {
                                 any_failed = true;
                                 if let PayError::Rejected(r) = e {
@@ -634,6 +656,14 @@ async fn drain(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
                 }
                 Err(_) => any_failed = true,
             }
+        }
+        // Refused for good: out of the way, so that they do not block the queue.
+        let gone: Vec<(u64, &str, &str)> = refused
+            .iter()
+            .map(|o| (o.seq, o.order_id.as_str(), "payment_refused"))
+            .collect();
+        if !gone.is_empty() && shared.queue.refuse(&gone).is_err() {
+            any_failed = true;
         }
         drop(claims);
         if any_failed {

@@ -11,6 +11,7 @@
 //! | `pending` | sequence number (oldest first) | the [`QueuedOrder`] as JSON |
 //! | `pending_by_order` | order id | sequence number |
 //! | `done` | order id | the payment id |
+//! | `refused` | order id | why payment refused it for good (a `4xx`) |
 //! | `meta` | `"next_seq"` | the next sequence number |
 //!
 //! Completing an order moves it from `pending` to `done`. If the process
@@ -29,6 +30,7 @@ const PENDING: TableDefinition<'_, u64, &str> = TableDefinition::new("pending");
 const PENDING_BY_ORDER: TableDefinition<'_, &str, u64> = TableDefinition::new("pending_by_order");
 const DONE: TableDefinition<'_, &str, &str> = TableDefinition::new("done");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+const REFUSED: TableDefinition<'_, &str, &str> = TableDefinition::new("refused");
 
 /// An order waiting for payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +146,7 @@ impl Queue {
             tx.open_table(PENDING_BY_ORDER)?;
             tx.open_table(DONE)?;
             tx.open_table(META)?;
+            tx.open_table(REFUSED)?;
         }
         tx.commit()?;
         Ok(Queue { db, path })
@@ -243,6 +246,52 @@ impl Queue {
             tx.abort()?;
         }
         Ok(moved)
+    }
+
+    /// Moves orders `(seq, order_id, reason)` that payment refused for good (a `4xx`: a
+    /// retry would be refused again) from `pending` to `refused`, in one durable
+    /// transaction, so that they do not block the queue. Returns how many were pending.
+    ///
+    /// # Errors
+    ///
+    /// On a storage error; the orders then stay pending.
+    pub fn refuse(&self, refused: &[(u64, &str, &str)]) -> Result<usize, QueueError> {
+        let tx = self.db.begin_write()?;
+        let mut moved = 0;
+        {
+            let mut pending = tx.open_table(PENDING)?;
+            let mut by_order = tx.open_table(PENDING_BY_ORDER)?;
+            let mut table = tx.open_table(REFUSED)?;
+            for &(seq, order_id, reason) in refused {
+                if pending.remove(seq)?.is_some() {
+                    by_order.remove(order_id)?;
+                    table.insert(order_id, reason)?;
+                    moved += 1;
+                }
+            }
+        }
+        if moved > 0 {
+            tx.commit()?;
+        } else {
+            tx.abort()?;
+        }
+        Ok(moved)
+    }
+
+    /// Every order payment refused for good: `(order id, reason)`, by order id.
+    ///
+    /// # Errors
+    ///
+    /// On a storage error.
+    pub fn refused(&self) -> Result<Vec<(String, String)>, QueueError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(REFUSED)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (order_id, reason) = entry?;
+            out.push((order_id.value().to_owned(), reason.value().to_owned()));
+        }
+        Ok(out)
     }
 
     /// Where `order_id` stands, if the order service knows it.
@@ -364,6 +413,16 @@ mod tests {
             ]
         );
         assert_eq!(queue.pending_len()?, 0);
+
+        // A refused order leaves the queue for the `refused` table, once.
+        assert_eq!(queue.push("o-9", "k-9", 90)?, Pushed::Added(3));
+        assert_eq!(queue.refuse(&[(3, "o-9", "payment_refused_409")])?, 1);
+        assert_eq!(queue.refuse(&[(3, "o-9", "payment_refused_409")])?, 0);
+        assert_eq!(queue.pending_len()?, 0);
+        assert_eq!(
+            queue.refused()?,
+            [("o-9".to_owned(), "payment_refused_409".to_owned())]
+        );
         Ok(())
     }
 

@@ -114,6 +114,7 @@ async fn the_breaker_sheds_the_outage_and_loses_nothing() -> Result<(), Box<dyn 
     );
 
     let table = report::table(&without, &with);
+    println!("{table}");
     assert!(table.contains("| calls that reached the failing payment service"));
     let svg = report::svg(&without, &with)?;
     assert!(svg.starts_with("<svg"));

@@ -16,6 +16,7 @@ async fn post_order(
     client: &HttpClient,
     base: &str,
     order_id: &str,
+    amount_cents: u64,
 ) -> Result<(StatusCode, OrderReply), Box<dyn std::error::Error + Send + Sync>> {
     let response = client
         .clone()
@@ -23,7 +24,7 @@ async fn post_order(
             &format!("{base}/orders"),
             &OrderRequest {
                 order_id: order_id.to_owned(),
-                amount_cents: 1999,
+                amount_cents,
             },
         ))
         .await?;
@@ -76,10 +77,10 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
 
     // An order is paid at once; the same order again is paid with the same idempotency key,
     // which payment answers with the original payment: one charge.
-    let (status, first) = post_order(&client, &base, "o-1").await?;
+    let (status, first) = post_order(&client, &base, "o-1", 1999).await?;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(first.status, OrderState::Completed);
-    let (status, again) = post_order(&client, &base, "o-1").await?;
+    let (status, again) = post_order(&client, &base, "o-1", 1999).await?;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again.payment_id, first.payment_id);
     assert_eq!(payment.charges_for("o-1"), 1);
@@ -92,6 +93,30 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
         .oneshot(net::post_json(&format!("{base}/orders"), &"not an order"))
         .await?;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    for order_id in [String::new(), "x".repeat(129)] {
+        let response = client
+            .clone()
+            .oneshot(net::post_json(
+                &format!("{base}/orders"),
+                &OrderRequest {
+                    order_id,
+                    amount_cents: 1,
+                },
+            ))
+            .await?;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(payment.stats().requests, 2);
+
+    // The same order with another amount: payment refuses the reused key (409). That is
+    // final, so the order fails at once (422); it is not queued, and it is not a failure of
+    // the payment service to the breaker.
+    let (status, refused) = post_order(&client, &base, "o-1", 5).await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.status, OrderState::Failed);
+    assert_eq!(refused.reason.as_deref(), Some("payment_refused"));
+    assert_eq!(orders.stats().pending, 0);
+    assert_eq!(payment.charges_for("o-1"), 1);
 
     let (status, body) = get(&client, format!("{base}/health")).await?;
     assert_eq!(status, StatusCode::OK);
@@ -103,13 +128,13 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
     // Forced open: the order is queued at once and health says degraded.
     let breaker = orders.breaker().ok_or("a breaker")?.clone();
     breaker.force_open();
-    let (status, queued) = post_order(&client, &base, "o-2").await?;
+    let (status, queued) = post_order(&client, &base, "o-2", 2999).await?;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(queued.status, OrderState::Pending);
     assert_eq!(queued.reason.as_deref(), Some("circuit_forced_open"));
     assert_eq!(
         payment.stats().requests,
-        2,
+        3,
         "a rejected call must not reach payment"
     );
     let (_, body) = get(&client, format!("{base}/health")).await?;
@@ -117,6 +142,10 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
     assert_eq!(health["status"], "degraded");
     assert_eq!(health["breaker"]["state"], "forced_open");
     assert_eq!(health["pending"], 1);
+
+    // A queued order that payment will refuse: it must not block the queue.
+    let (status, _) = post_order(&client, &base, "o-1", 7).await?;
+    assert_eq!(status, StatusCode::ACCEPTED);
 
     let (status, metrics) = get(&client, format!("{base}/metrics")).await?;
     assert_eq!(status, StatusCode::OK);
@@ -132,11 +161,12 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
     );
     assert_eq!(
         value("orders_total{result=\"pending\"}"),
-        Some(1.0),
+        Some(2.0),
         "{metrics}"
     );
-    assert_eq!(value("order_queue_depth"), Some(1.0), "{metrics}");
-    // cutout's own series (the core's `metrics` feature): 3 is forced open.
+    assert_eq!(value("order_queue_depth"), Some(2.0), "{metrics}");
+    // cutout's own series (the core's `metrics` feature): 3 is forced open; the 409 counted
+    // as a success (the payment service answered; it is the caller's mistake).
     assert_eq!(
         value("cutout_state{breaker=\"payments\"}"),
         Some(3.0),
@@ -144,7 +174,7 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
     );
     assert_eq!(
         value("cutout_calls_total{breaker=\"payments\",outcome=\"success\"}"),
-        Some(2.0),
+        Some(3.0),
         "{metrics}"
     );
     // The order's call, and any the queue worker has tried since (it keeps trying).
@@ -158,7 +188,14 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
         );
     }
 
-    // Reset: the worker pays the queued order (within its one-second idle poll).
+    assert_eq!(
+        value("orders_total{result=\"failed\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+
+    // Reset: the worker pays the queued order (within its one-second idle poll) and sets
+    // the refused one aside.
     breaker.reset();
     let deadline = Instant::now() + Duration::from_secs(5);
     while orders.stats().pending > 0 {
@@ -166,7 +203,13 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(payment.charges_for("o-2"), 1);
-    let (status, paid) = post_order(&client, &base, "o-2").await?;
+    assert_eq!(payment.charges_for("o-1"), 1);
+    assert_eq!(
+        orders.queue().refused()?,
+        [("o-1".to_owned(), "payment_refused".to_owned())]
+    );
+    assert_eq!(orders.stats().drained, 1);
+    let (status, paid) = post_order(&client, &base, "o-2", 2999).await?;
     assert_eq!(
         (status, paid.status),
         (StatusCode::OK, OrderState::Completed)
