@@ -348,7 +348,10 @@ fn print_fastest() {
 
 fn closed_success(c: &mut Criterion) {
     print_allocations();
-    print_fastest();
+    // Only when benchmarking (`cargo bench` passes `--bench`), not in `cargo test --benches`.
+    if std::env::args().any(|a| a == "--bench") {
+        print_fastest();
+    }
     let mut g = c.benchmark_group("tower_layer_closed_success");
 
     let mut svc = bare();
