@@ -39,9 +39,6 @@ use crate::reject::Reject;
 const FIRST: u16 = 400;
 const LAST: u16 = 599;
 
-/// The longest upstream `Retry-After` honoured by default: 5 minutes.
-pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
-
 /// Classifies HTTP responses by status: by default `5xx` and `429 Too Many Requests` are
 /// failures, every other status is a success, and an `Err` (no response at all) is a
 /// failure.
