@@ -9,7 +9,25 @@
 //!
 //! ```text
 //! cargo run --release -p outage-drill -- drill
+//! cargo run --release -p outage-drill -- drill --duration 60s --rate 200 --outage-start 10s --outage 30s --seed 7
 //! ```
+//!
+//! Each run starts a payment service and an order service in-process on `127.0.0.1:0` and
+//! sends orders at a fixed rate (an open loop, like customers). The payment service is
+//! healthy, then fails for the outage (a seeded mix of slow `500`s, connections held open
+//! past the caller's timeout, and charges whose answer never arrives), then recovers. The
+//! first run has no breaker: a payment call that fails or times out is a failed order (no
+//! retry; a retry loop would only add calls to the failing service). The second run puts
+//! `tower_cutout::CircuitBreakerLayer` around the same client: a rejected or failed call
+//! queues the order durably and answers `202 pending`, and a worker pays the queue, with
+//! each order's idempotency key, once calls go through again.
+//!
+//! The table compares the two runs: calls that reached the failing service, order latency
+//! while it was down, the time from its recovery to the circuit closing, what happened to
+//! every order (completed, queued then completed, failed, lost, paid twice, checked against
+//! the payment service's own ledger) and the connections held open to it. The SVG shows
+//! both runs over time: orders per second by answer, requests reaching payment, the
+//! breaker's open and half-open periods and the outage.
 //!
 //! | module | what |
 //! |---|---|

@@ -100,21 +100,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let Command::Drill(args) = cli.command;
 
-    let temp;
-    let data_dir = match &args.data_dir {
-        Some(dir) => dir.clone(),
-        None => match tempfile::Builder::new().prefix("outage-drill-").tempdir() {
-            Ok(dir) => {
-                temp = dir;
-                temp.path().to_path_buf()
-            }
-            Err(e) => {
-                eprintln!("error: cannot make a temporary directory: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-    };
-    let mut config = DrillConfig::new(data_dir);
+    let mut config = DrillConfig::new(std::env::temp_dir());
     config.duration = args.duration;
     config.rate = args.rate;
     config.outage_start = args.outage_start;
@@ -129,6 +115,23 @@ fn main() -> ExitCode {
             .error(ErrorKind::ValueValidation, e.to_string())
             .exit();
     }
+    // Removed when dropped, at the end of main.
+    let _temp = match &args.data_dir {
+        Some(dir) => {
+            config.data_dir = dir.clone();
+            None
+        }
+        None => match tempfile::Builder::new().prefix("outage-drill-").tempdir() {
+            Ok(dir) => {
+                config.data_dir = dir.path().to_path_buf();
+                Some(dir)
+            }
+            Err(e) => {
+                eprintln!("error: cannot make a temporary directory: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -59,6 +59,8 @@ fn a_tiny_drill_runs_end_to_end_over_tcp() {
         "--quiet",
         "--svg",
         svg.to_str().expect("utf-8 path"),
+        "--data-dir",
+        dir.path().to_str().expect("utf-8 path"),
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -81,6 +83,14 @@ fn a_tiny_drill_runs_end_to_end_over_tcp() {
     assert_eq!(row("orders lost")[2], "0");
     assert_eq!(row("orders paid twice")[2], "0");
     assert_eq!(row("orders failed")[2], "0");
+    // The queue file is kept in --data-dir: empty, and holding every order it drained.
+    let queue = outage_drill::queue::Queue::open(dir.path().join("orders-with-breaker.redb"))
+        .expect("the queue file opens");
+    assert_eq!(queue.pending_len().expect("readable"), 0);
+    assert_eq!(
+        queue.completed().expect("readable").len().to_string(),
+        row("orders queued, then completed")[2]
+    );
     let document = std::fs::read_to_string(&svg).expect("the timeline was written");
     assert!(document.starts_with("<svg"));
 }
