@@ -351,7 +351,7 @@ impl Window {
         generation: u16,
         call: Call,
         now: u64,
-        still_current: impl FnOnce() -> bool,
+        still_current: impl Fn() -> bool,
     ) -> Option<Cause> {
         let epoch = self.control.epoch(generation, still_current)?;
         let counts = match &self.kind {
@@ -419,7 +419,7 @@ impl Control {
     /// generation and `still_current()` says `generation` is the breaker's; `None` for a
     /// result from a generation that has passed.
     #[inline]
-    fn epoch(&self, generation: u16, still_current: impl FnOnce() -> bool) -> Option<u64> {
+    fn epoch(&self, generation: u16, still_current: impl Fn() -> bool) -> Option<u64> {
         let c = self.word.load(Ordering::Acquire);
         if c & GENERATION_MASK == generation as u64 {
             return Some(c >> GENERATION_BITS);
@@ -433,12 +433,15 @@ impl Control {
         &self,
         mut c: u64,
         generation: u16,
-        still_current: impl FnOnce() -> bool,
+        still_current: impl Fn() -> bool,
     ) -> Option<u64> {
-        if !still_current() {
-            return None;
-        }
         loop {
+            // Asked again after every lost race: the window may have moved to a newer
+            // generation since, and then `generation` has passed; moving the window back
+            // to it would empty the newer generation's window.
+            if !still_current() {
+                return None;
+            }
             let next = (((c >> GENERATION_BITS) + 1) << GENERATION_BITS) | generation as u64;
             match self
                 .word
@@ -471,6 +474,32 @@ pub(crate) struct Padded<T>(pub(crate) T);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A result of closed generation 2 checks that 2 is current, then (preempted) the
+    /// breaker moves on to closed generation 4, whose first call moves the window to 4.
+    /// The old result must not move the window back to 2: that would empty generation
+    /// 4's window at its next call. (Found by the loom model
+    /// `old_closed_result_does_not_empty_the_new_window`.)
+    #[test]
+    fn an_old_generation_never_moves_the_window_back() {
+        let control = Control::new();
+        let checks = std::cell::Cell::new(0);
+        let moved_on = std::cell::Cell::new(None);
+        let epoch = control.epoch(2, || {
+            checks.set(checks.get() + 1);
+            if checks.get() == 1 {
+                // True when asked; meanwhile generation 4 takes the window.
+                moved_on.set(control.epoch(4, || true));
+                true
+            } else {
+                false
+            }
+        });
+        assert_eq!(epoch, None);
+        let four = moved_on.get().expect("generation 4 took the window");
+        assert_eq!(control.peek(4), Some(four));
+        assert_eq!(control.peek(2), None);
+    }
 
     fn policy(failure: Option<f64>, slow: Option<f64>, minimum_calls: u32) -> WindowPolicy {
         WindowPolicy {
