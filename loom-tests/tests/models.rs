@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use cutout::{
     Builder, CallError, Cause, CircuitBreaker, Listener, ManualClock, Outcome, OwnedPermit,
-    Rejected, State, Stats, Transition,
+    Rejected, SlidingWindow, State, Stats, Transition,
 };
 use loom::thread;
 
@@ -152,6 +152,15 @@ impl Fixture {
         }
         s
     }
+}
+
+/// Runs `f` under loom with at most `max` preemptions (fewer if `LOOM_MAX_PREEMPTIONS`
+/// says so): for the models whose threads touch a window's atomics besides the state word,
+/// where each preemption more multiplies the run time many times over.
+fn model_with_at_most(max: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(builder.preemption_bound.map_or(max, |b| b.min(max)));
+    builder.check(f);
 }
 
 /// `n` threads each make one call that fails; the breaker trips at 2.
@@ -574,5 +583,131 @@ fn closed_counters_add_up() {
         // Each failure is followed, in its own thread, by a reset or a success, which
         // clears the count whatever came between.
         assert_eq!(s.consecutive_failures, 0, "{s:?}");
+    });
+}
+
+/// Three calls race into a count window of two slots (failure rate 100 %, minimum 2): one
+/// failure can never fill it with failures, so nothing trips. Then the window is flushed
+/// sequentially: its running totals must come out exact, so none of the racing changes was
+/// lost or counted twice.
+#[test]
+fn count_window_totals_survive_racing_calls() {
+    model_with_at_most(2, || {
+        let f = Fixture::new(|b| {
+            b.failure_threshold(100)
+                .sliding_window(SlidingWindow::Calls(2))
+                .failure_rate(1.0)
+                .minimum_calls(2)
+        });
+        let handles: Vec<_> = [false, true, true]
+            .into_iter()
+            .map(|ok| {
+                let breaker = f.breaker.clone();
+                thread::spawn(move || breaker.call(|| if ok { Ok(()) } else { Err(()) }).is_ok())
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("no model thread panics");
+        }
+        assert_eq!(f.breaker.state(), State::Closed);
+        let w = f.breaker.window_stats().expect("a rate is set");
+        assert_eq!(w.calls, 2, "{w:?}");
+        assert!(w.failures <= 1, "{w:?}");
+        for _ in 0..2 {
+            assert_eq!(f.breaker.call(|| Ok::<_, ()>(())), Ok(()));
+        }
+        let w = f.breaker.window_stats().expect("a rate is set");
+        assert_eq!((w.calls, w.failures), (2, 0));
+        for _ in 0..2 {
+            assert_eq!(
+                f.breaker.call(|| Err::<(), _>(())),
+                Err(CallError::Inner(()))
+            );
+        }
+        assert_eq!(
+            f.log.edges(),
+            [(
+                State::Closed,
+                State::Open,
+                Cause::FailureRate {
+                    failures: 2,
+                    calls: 2
+                }
+            )]
+        );
+        f.settled(7);
+    });
+}
+
+/// Two failures race into a count window (rate 50 %, minimum 2): the rate trips the
+/// breaker exactly once, on both failures.
+#[test]
+fn failure_rate_trips_exactly_once() {
+    model_with_at_most(2, || {
+        let f = Fixture::new(|b| {
+            b.failure_threshold(100)
+                .sliding_window(SlidingWindow::Calls(4))
+                .failure_rate(0.5)
+                .minimum_calls(2)
+        });
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let breaker = f.breaker.clone();
+                thread::spawn(move || breaker.call(|| Err::<(), _>(())))
+            })
+            .collect();
+        for h in handles {
+            // One failure alone is below the minimum: both are admitted.
+            assert_eq!(
+                h.join().expect("no model thread panics"),
+                Err(CallError::Inner(()))
+            );
+        }
+        assert_eq!(
+            f.log.edges(),
+            [(
+                State::Closed,
+                State::Open,
+                Cause::FailureRate {
+                    failures: 2,
+                    calls: 2
+                }
+            )]
+        );
+        let s = f.settled(2);
+        assert_eq!((s.state, s.trips, s.stale), (State::Open, 1, 0));
+    });
+}
+
+/// A result of a closed period races the next closed period's calls. Whatever the result
+/// does (dropped, or counted in the new window), it must not empty the new period's window:
+/// the two failures of the new period must trip it (rate 50 %, minimum 2).
+#[test]
+fn old_closed_result_does_not_empty_the_new_window() {
+    model_with_at_most(2, || {
+        let f = Fixture::new(|b| {
+            b.failure_threshold(100)
+                .sliding_window(SlidingWindow::Calls(4))
+                .failure_rate(0.5)
+                .minimum_calls(2)
+        });
+        // Closed generation 2; the window has not been fed since generation 0.
+        f.breaker.force_open();
+        f.breaker.reset();
+        let old = f.breaker.try_acquire_owned().expect("closed admits");
+        let a = thread::spawn(move || old.record(Outcome::Success));
+        let breaker = f.breaker.clone();
+        let b = thread::spawn(move || {
+            // Closed generation 4, then two failures in it.
+            breaker.force_open();
+            breaker.reset();
+            for _ in 0..2 {
+                assert_eq!(breaker.call(|| Err::<(), _>(())), Err(CallError::Inner(())));
+            }
+        });
+        a.join().expect("no model thread panics");
+        b.join().expect("no model thread panics");
+        let s = f.settled(3);
+        assert_eq!((s.state, s.trips), (State::Open, 1), "{:?}", f.log.edges());
     });
 }

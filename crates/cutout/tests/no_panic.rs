@@ -9,9 +9,10 @@
 
 use std::time::Duration;
 
+use cutout::window::{DEFAULT_MINIMUM_CALLS, MAX_WINDOW_BUCKETS, MAX_WINDOW_CALLS};
 use cutout::{
     CallError, CircuitBreaker, Clock, ConfigError, MAX_DURATION, ManualClock, MonotonicClock,
-    Outcome, OwnedPermit, Rejected, State,
+    Outcome, OwnedPermit, Rejected, SlidingWindow, State,
 };
 use proptest::prelude::*;
 
@@ -74,6 +75,21 @@ enum Setting {
     Jitter(f64),
     JitterSeed(u64),
     ProbeLease(Duration),
+    Window(SlidingWindow),
+    FailureRate(f64),
+    SlowCallRate(f64, Duration),
+    MinimumCalls(u32),
+    HalfOpenSuccessRate(f64, u32),
+}
+
+/// Any window, weighted toward the limits.
+fn window() -> impl Strategy<Value = SlidingWindow> {
+    let limit = |max: u32| prop_oneof![Just(max), Just(max + 1), count()];
+    prop_oneof![
+        limit(MAX_WINDOW_CALLS).prop_map(SlidingWindow::Calls),
+        (duration(), limit(MAX_WINDOW_BUCKETS))
+            .prop_map(|(span, buckets)| SlidingWindow::Time { span, buckets }),
+    ]
 }
 
 fn setting() -> impl Strategy<Value = Setting> {
@@ -87,6 +103,11 @@ fn setting() -> impl Strategy<Value = Setting> {
         float().prop_map(Setting::Jitter),
         any::<u64>().prop_map(Setting::JitterSeed),
         duration().prop_map(Setting::ProbeLease),
+        window().prop_map(Setting::Window),
+        float().prop_map(Setting::FailureRate),
+        (float(), duration()).prop_map(|(r, d)| Setting::SlowCallRate(r, d)),
+        count().prop_map(Setting::MinimumCalls),
+        (float(), count()).prop_map(|(r, n)| Setting::HalfOpenSuccessRate(r, n)),
     ]
 }
 
@@ -101,6 +122,36 @@ struct Expected {
     cap: Duration,
     jitter: f64,
     probe_lease: Duration,
+    window: Option<SlidingWindow>,
+    failure_rate: Option<f64>,
+    slow_call_rate: Option<(f64, Duration)>,
+    minimum_calls: Option<u32>,
+    half_open_success_rate: Option<(f64, u32)>,
+}
+
+/// A rate threshold in millionths, if it is a valid one: in `(0, 1]` and at least one
+/// millionth once rounded.
+fn ppm(rate: f64) -> Option<u64> {
+    if rate.is_nan() || rate <= 0.0 || rate > 1.0 {
+        return None;
+    }
+    let ppm = (rate * 1e6).round() as u64;
+    (ppm >= 1).then_some(ppm)
+}
+
+/// A duration's zero or too-long error, if any.
+fn duration_errors(setting: &'static str, d: Duration) -> Vec<ConfigError> {
+    if d.is_zero() {
+        vec![ConfigError::ZeroDuration { setting }]
+    } else if d > MAX_DURATION {
+        vec![ConfigError::DurationTooLong {
+            setting,
+            value: d,
+            max: MAX_DURATION,
+        }]
+    } else {
+        vec![]
+    }
 }
 
 impl Expected {
@@ -115,6 +166,11 @@ impl Expected {
             cap: Duration::from_secs(60),
             jitter: 0.5,
             probe_lease: Duration::from_secs(30),
+            window: None,
+            failure_rate: None,
+            slow_call_rate: None,
+            minimum_calls: None,
+            half_open_success_rate: None,
         }
     }
 
@@ -132,6 +188,11 @@ impl Expected {
             }
             Setting::Jitter(j) => self.jitter = j,
             Setting::ProbeLease(d) => self.probe_lease = d,
+            Setting::Window(w) => self.window = Some(w),
+            Setting::FailureRate(r) => self.failure_rate = Some(r),
+            Setting::SlowCallRate(r, d) => self.slow_call_rate = Some((r, d)),
+            Setting::MinimumCalls(n) => self.minimum_calls = Some(n),
+            Setting::HalfOpenSuccessRate(r, n) => self.half_open_success_rate = Some((r, n)),
         }
     }
 
@@ -153,7 +214,30 @@ impl Expected {
                 max: 127,
             });
         }
-        if self.success_threshold > self.half_open_max_calls {
+        if let Some((rate, probes)) = self.half_open_success_rate {
+            match ppm(rate) {
+                None => errors.push(ConfigError::InvalidRate {
+                    setting: "half-open success rate",
+                    value: rate,
+                }),
+                Some(_) if probes == 0 => errors.push(ConfigError::ZeroCount {
+                    setting: "half-open probes",
+                }),
+                Some(ppm) => {
+                    let successes = (ppm * u64::from(probes)).div_ceil(1_000_000);
+                    let failures = u64::from(probes) - successes;
+                    if successes * (failures + 1) > 128 {
+                        errors.push(ConfigError::HalfOpenRateDoesNotFit {
+                            probes,
+                            successes: successes as u32,
+                        });
+                    }
+                }
+            }
+        }
+        if self.half_open_success_rate.is_none()
+            && self.success_threshold > self.half_open_max_calls
+        {
             errors.push(ConfigError::SuccessThresholdAboveHalfOpenMaxCalls {
                 success_threshold: self.success_threshold,
                 half_open_max_calls: self.half_open_max_calls,
@@ -164,16 +248,7 @@ impl Expected {
             ("open duration cap", self.cap),
             ("probe lease", self.probe_lease),
         ] {
-            if d.is_zero() {
-                errors.push(ConfigError::ZeroDuration { setting });
-            }
-            if d > MAX_DURATION {
-                errors.push(ConfigError::DurationTooLong {
-                    setting,
-                    value: d,
-                    max: MAX_DURATION,
-                });
-            }
+            errors.extend(duration_errors(setting, d));
         }
         if self.cap < self.base {
             errors.push(ConfigError::CapBelowBase {
@@ -186,6 +261,99 @@ impl Expected {
         }
         if self.jitter.is_nan() || !(0.0..=1.0).contains(&self.jitter) {
             errors.push(ConfigError::InvalidJitter(self.jitter));
+        }
+        errors.extend(self.window_errors());
+        errors
+    }
+
+    /// The errors of the rate policies and their window.
+    fn window_errors(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        if let Some(rate) = self.failure_rate
+            && ppm(rate).is_none()
+        {
+            errors.push(ConfigError::InvalidRate {
+                setting: "failure rate",
+                value: rate,
+            });
+        }
+        if let Some((rate, slower_than)) = self.slow_call_rate {
+            if ppm(rate).is_none() {
+                errors.push(ConfigError::InvalidRate {
+                    setting: "slow-call rate",
+                    value: rate,
+                });
+            }
+            if slower_than > MAX_DURATION {
+                errors.push(ConfigError::DurationTooLong {
+                    setting: "slow-call threshold",
+                    value: slower_than,
+                    max: MAX_DURATION,
+                });
+            }
+        }
+        if self.failure_rate.is_none() && self.slow_call_rate.is_none() {
+            if self.window.is_some() || self.minimum_calls.is_some() {
+                errors.push(ConfigError::WindowWithoutRate);
+            }
+            return errors;
+        }
+        let window = self.window.unwrap_or(SlidingWindow::Calls(100));
+        let default_minimum = match window {
+            SlidingWindow::Calls(0) => {
+                errors.push(ConfigError::ZeroCount {
+                    setting: "window calls",
+                });
+                return errors;
+            }
+            SlidingWindow::Calls(n) if n > MAX_WINDOW_CALLS => {
+                errors.push(ConfigError::CountTooLarge {
+                    setting: "window calls",
+                    value: n,
+                    max: MAX_WINDOW_CALLS,
+                });
+                return errors;
+            }
+            SlidingWindow::Calls(n) => n.min(DEFAULT_MINIMUM_CALLS),
+            SlidingWindow::Time { buckets: 0, .. } => {
+                errors.push(ConfigError::ZeroCount {
+                    setting: "window buckets",
+                });
+                return errors;
+            }
+            SlidingWindow::Time { buckets, .. } if buckets > MAX_WINDOW_BUCKETS => {
+                errors.push(ConfigError::CountTooLarge {
+                    setting: "window buckets",
+                    value: buckets,
+                    max: MAX_WINDOW_BUCKETS,
+                });
+                return errors;
+            }
+            SlidingWindow::Time { span, buckets } => {
+                let span_errors = duration_errors("window span", span);
+                if !span_errors.is_empty() {
+                    errors.extend(span_errors);
+                    return errors;
+                }
+                let span_ticks = span.as_nanos().div_ceil(1_000_000);
+                if span_ticks < u128::from(buckets) {
+                    errors.push(ConfigError::BucketsNarrowerThanTick { span, buckets });
+                    return errors;
+                }
+                DEFAULT_MINIMUM_CALLS
+            }
+        };
+        match (self.minimum_calls.unwrap_or(default_minimum), window) {
+            (0, _) => errors.push(ConfigError::ZeroCount {
+                setting: "minimum calls",
+            }),
+            (minimum_calls, SlidingWindow::Calls(n)) if minimum_calls > n => {
+                errors.push(ConfigError::MinimumCallsAboveWindow {
+                    minimum_calls,
+                    window: n,
+                })
+            }
+            _ => {}
         }
         errors
     }
@@ -204,6 +372,11 @@ fn builder(settings: &[Setting]) -> cutout::Builder {
             Setting::Jitter(j) => b.jitter(j),
             Setting::JitterSeed(seed) => b.jitter_seed(seed),
             Setting::ProbeLease(d) => b.probe_lease(d),
+            Setting::Window(w) => b.sliding_window(w),
+            Setting::FailureRate(r) => b.failure_rate(r),
+            Setting::SlowCallRate(r, d) => b.slow_call_rate(r, d),
+            Setting::MinimumCalls(n) => b.minimum_calls(n),
+            Setting::HalfOpenSuccessRate(r, n) => b.half_open_success_rate(r, n),
         })
 }
 
@@ -230,14 +403,15 @@ fn valid_settings() -> impl Strategy<Value = Vec<Setting>> {
         ],
         prop_oneof![Just(0.0), 0.0f64..=1.0, Just(1.0)],
         duration(),
+        rates(),
     )
-        .prop_map(|(f, probes, extra, open, jitter, lease)| {
+        .prop_map(|(f, probes, extra, open, jitter, lease, rates)| {
             let clamp = |d: Duration| d.clamp(Duration::from_millis(1), MAX_DURATION);
             let open = match open {
                 Setting::OpenDuration(d) => Setting::OpenDuration(clamp(d)),
                 other => other,
             };
-            vec![
+            let mut settings = vec![
                 Setting::FailureThreshold(f),
                 Setting::HalfOpenMaxCalls(probes + extra),
                 Setting::SuccessThreshold(probes),
@@ -245,8 +419,40 @@ fn valid_settings() -> impl Strategy<Value = Vec<Setting>> {
                 Setting::Jitter(jitter),
                 Setting::ProbeLease(clamp(lease)),
                 Setting::JitterSeed(7),
-            ]
+            ];
+            settings.extend(rates);
+            settings
         })
+}
+
+/// Valid rate policies, or none.
+fn rates() -> impl Strategy<Value = Vec<Setting>> {
+    let rate = || prop_oneof![Just(1.0), Just(1e-6), 0.01f64..=1.0];
+    prop_oneof![
+        Just(vec![]),
+        (rate(), 1u32..50, 1u32..50).prop_map(|(r, n, m)| vec![
+            Setting::FailureRate(r),
+            Setting::Window(SlidingWindow::Calls(n)),
+            Setting::MinimumCalls(m.min(n)),
+        ]),
+        (rate(), duration(), 1u64..100_000, 1u32..20, 1u32..50).prop_map(
+            |(r, slower_than, span, buckets, m)| vec![
+                Setting::SlowCallRate(r, slower_than.min(MAX_DURATION)),
+                Setting::FailureRate(r),
+                Setting::Window(SlidingWindow::Time {
+                    span: Duration::from_millis(span.max(u64::from(buckets))),
+                    buckets,
+                }),
+                Setting::MinimumCalls(m),
+            ]
+        ),
+        (rate(), 1u32..8).prop_map(|(r, n)| vec![Setting::HalfOpenSuccessRate(r, n)]),
+    ]
+    .prop_filter("valid", |settings| {
+        let mut e = Expected::defaults();
+        settings.iter().for_each(|s| e.apply(s));
+        e.errors().is_empty()
+    })
 }
 
 /// One thing done to a built breaker.
@@ -255,6 +461,7 @@ enum Op {
     Acquire,
     Record(usize, Outcome),
     RecordWithRetryAfter(usize, Outcome, Duration),
+    RecordWithDuration(usize, Outcome, Duration),
     Drop(usize),
     Call(Outcome),
     Advance(Duration),
@@ -279,6 +486,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (any::<usize>(), outcome()).prop_map(|(i, o)| Op::Record(i, o)),
         1 => (any::<usize>(), outcome(), duration())
             .prop_map(|(i, o, d)| Op::RecordWithRetryAfter(i, o, d)),
+        2 => (any::<usize>(), outcome(), duration())
+            .prop_map(|(i, o, d)| Op::RecordWithDuration(i, o, d)),
         1 => any::<usize>().prop_map(Op::Drop),
         3 => outcome().prop_map(Op::Call),
         3 => duration().prop_map(Op::Advance),
@@ -304,6 +513,12 @@ fn check(breaker: &CircuitBreaker, held: usize, calls: u64) {
     assert!(s.probes_in_flight as usize <= held.min(127), "{s:?}");
     assert!(s.trips <= calls, "{s:?}");
     assert_eq!(s.retry_after, breaker.retry_after());
+    if let Some(w) = breaker.window_stats() {
+        assert!(w.failures <= w.calls && w.slow <= w.calls, "{w:?}");
+        if s.state != State::Closed {
+            assert_eq!((w.calls, w.failures, w.slow), (0, 0, 0));
+        }
+    }
 }
 
 proptest! {
@@ -381,8 +596,14 @@ proptest! {
                 Op::RecordWithRetryAfter(i, o, d) if !held.is_empty() => {
                     held.swap_remove(i % held.len()).record_with_retry_after(o, d);
                 }
+                Op::RecordWithDuration(i, o, d) if !held.is_empty() => {
+                    held.swap_remove(i % held.len()).record_with_duration(o, d);
+                }
                 Op::Drop(i) if !held.is_empty() => drop(held.swap_remove(i % held.len())),
-                Op::Record(..) | Op::RecordWithRetryAfter(..) | Op::Drop(_) => {}
+                Op::Record(..)
+                | Op::RecordWithRetryAfter(..)
+                | Op::RecordWithDuration(..)
+                | Op::Drop(_) => {}
                 Op::Call(o) => {
                     calls += 1;
                     let r = breaker.call_with(|_: &Result<(), ()>| o, || Ok(()));
