@@ -403,8 +403,13 @@ pub(crate) fn default_classify<T, E>(result: &Result<T, E>) -> Outcome {
 
 /// Time since the origin to ticks, saturating at `MAX_TICK`.
 fn duration_to_ticks(elapsed: Duration) -> u64 {
-    let t = elapsed.as_nanos() / TICK.as_nanos();
-    u64::try_from(t).unwrap_or(MAX_TICK).min(MAX_TICK)
+    // Whole milliseconds without a 128-bit division (a tick is one millisecond).
+    const _: () = assert!(TICK.as_nanos() == 1_000_000);
+    elapsed
+        .as_secs()
+        .saturating_mul(1_000)
+        .saturating_add(elapsed.subsec_millis() as u64)
+        .min(MAX_TICK)
 }
 
 /// How long a call took, as far as the breaker knows.
@@ -968,4 +973,28 @@ pub struct Stats {
     pub stale: u64,
     /// Half-open probes admitted (each is also counted in `admitted`).
     pub probes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn ticks_are_whole_milliseconds_saturating(secs in any::<u64>(), nanos in 0u32..1_000_000_000) {
+            let d = Duration::new(secs, nanos);
+            let expected = u64::try_from(d.as_nanos() / 1_000_000).unwrap_or(u64::MAX).min(MAX_TICK);
+            prop_assert_eq!(duration_to_ticks(d), expected);
+        }
+    }
+
+    #[test]
+    fn ticks_at_the_edges() {
+        assert_eq!(duration_to_ticks(Duration::ZERO), 0);
+        assert_eq!(duration_to_ticks(Duration::from_nanos(999_999)), 0);
+        assert_eq!(duration_to_ticks(Duration::from_millis(1)), 1);
+        assert_eq!(duration_to_ticks(Duration::from_millis(MAX_TICK)), MAX_TICK);
+        assert_eq!(duration_to_ticks(Duration::MAX), MAX_TICK);
+    }
 }
