@@ -138,3 +138,8 @@ pub use observe::TracingListener;
 pub use observe::{Health, HealthCounts, HealthStatus};
 pub use state::{Cause, Outcome, State};
 pub use window::{SlidingWindow, WindowStats};
+
+/// The README's Rust snippets, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
