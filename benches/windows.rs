@@ -86,8 +86,39 @@ fn hosts() -> KeyedBreakers<u64> {
         .expect("valid")
 }
 
+/// A multiply-rotate hasher (FxHash's step): what a trusted-key registry may pick instead
+/// of the default SipHash.
+#[derive(Debug, Clone, Copy, Default)]
+struct Fast;
+
+struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(*b as u64);
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::BuildHasher for Fast {
+    type Hasher = FastHasher;
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(0)
+    }
+}
+
 #[inline]
-fn keyed_call(hosts: &KeyedBreakers<u64>, key: u64) -> bool {
+fn keyed_call<S: std::hash::BuildHasher + Send + Sync + 'static>(
+    hosts: &KeyedBreakers<u64, S>,
+    key: u64,
+) -> bool {
     hosts.call(&key, ok_call).is_ok()
 }
 
@@ -157,6 +188,26 @@ fn single_thread(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("keyed", "owned_permit_one_key"), |b| {
         b.iter(|| keyed_permit(&hosts, black_box(7)))
     });
+    let fast = KeyedBreakers::builder(CircuitBreaker::builder())
+        .capacity(4_096)
+        .hasher(Fast)
+        .build_with_clock(ManualClock::new())
+        .expect("valid");
+    for key in 0..1_000 {
+        assert!(keyed_call(&fast, key));
+    }
+    g.bench_function(BenchmarkId::new("keyed", "call_one_key_fast_hasher"), |b| {
+        b.iter(|| keyed_call(&fast, black_box(7)))
+    });
+    g.bench_function(
+        BenchmarkId::new("keyed", "call_1000_keys_fast_hasher"),
+        |b| {
+            b.iter(|| {
+                key = if key == 999 { 0 } else { key + 1 };
+                keyed_call(&fast, key)
+            })
+        },
+    );
     g.finish();
 }
 

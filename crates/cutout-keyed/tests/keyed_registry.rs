@@ -27,14 +27,22 @@ fn registry<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
     .unwrap()
 }
 
-fn fail<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(r: &KeyedBreakers<K>, key: &K) {
+fn fail<K, S>(r: &KeyedBreakers<K, S>, key: &K)
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    S: std::hash::BuildHasher + Send + Sync + 'static,
+{
     assert_eq!(
         r.call(key, || Err::<(), _>("down")),
         Err(KeyedCallError::Inner("down"))
     );
 }
 
-fn ok<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(r: &KeyedBreakers<K>, key: &K) {
+fn ok<K, S>(r: &KeyedBreakers<K, S>, key: &K)
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    S: std::hash::BuildHasher + Send + Sync + 'static,
+{
     assert_eq!(r.call(key, || Ok::<_, ()>(7)), Ok(7));
 }
 
@@ -96,6 +104,27 @@ fn breakers_are_named_per_key_from_the_template() {
             .unwrap_err(),
         KeyedConfigError::ZeroCapacity
     );
+}
+
+#[test]
+fn a_custom_hasher_keeps_keys_apart_just_the_same() {
+    use std::collections::hash_map::DefaultHasher;
+    use std::hash::BuildHasherDefault;
+    let clock = ManualClock::new();
+    let r = KeyedBreakers::builder(CircuitBreaker::builder().failure_threshold(1))
+        .capacity(3)
+        .hasher(BuildHasherDefault::<DefaultHasher>::default())
+        .build_with_clock(clock.clone())
+        .unwrap();
+    fail(&r, &"a");
+    ok(&r, &"b");
+    assert_eq!(r.state(&"a"), Some(State::Open));
+    assert_eq!(r.state(&"b"), Some(State::Closed));
+    for k in ["c", "d", "e"] {
+        ok(&r, &k);
+    }
+    assert_eq!(r.len(), 3);
+    assert_eq!(r.state(&"a"), Some(State::Open));
 }
 
 #[test]
