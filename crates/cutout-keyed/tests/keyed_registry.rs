@@ -351,6 +351,8 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
     /// Random use with a small capacity: the registry never holds more than its capacity,
     /// a held breaker is never replaced, and a breaker that is open (and so may not be
     /// evicted) keeps its state.

@@ -429,12 +429,7 @@ impl Control {
 
     #[cold]
     #[inline(never)]
-    fn begin(
-        &self,
-        mut c: u64,
-        generation: u16,
-        still_current: impl Fn() -> bool,
-    ) -> Option<u64> {
+    fn begin(&self, mut c: u64, generation: u16, still_current: impl Fn() -> bool) -> Option<u64> {
         loop {
             // Asked again after every lost race: the window may have moved to a newer
             // generation since, and then `generation` has passed; moving the window back
