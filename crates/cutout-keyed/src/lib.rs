@@ -279,10 +279,7 @@ where
     pub fn try_acquire(&self, key: &K) -> Result<KeyedPermit, KeyedRejected> {
         let lease = self.lease(key)?;
         let permit = lease.try_acquire_owned()?;
-        Ok(KeyedPermit {
-            permit: Some(permit),
-            _lease: lease,
-        })
+        Ok(KeyedPermit { permit, lease })
     }
 
     /// A handle to `key`'s breaker (created if needed) that keeps it from being evicted
@@ -506,30 +503,50 @@ impl fmt::Debug for Lease {
 /// is dropped (a dropped permit records [`Outcome::Ignored`]).
 #[must_use = "a permit records Ignored when dropped; record the call's outcome"]
 pub struct KeyedPermit {
-    permit: Option<OwnedPermit>,
-    // Dropped after `permit` (fields drop in order): the outcome is recorded first.
-    _lease: Lease,
+    permit: OwnedPermit,
+    // Dropped after `permit` (fields drop in order): a dropped permit's Ignored is
+    // recorded before the breaker is released.
+    lease: Lease,
 }
 
 impl KeyedPermit {
     /// Records the call's outcome.
-    pub fn record(mut self, outcome: Outcome) {
-        if let Some(permit) = self.permit.take() {
-            permit.record(outcome);
-        }
+    pub fn record(self, outcome: Outcome) {
+        // The lease (the rest of `self`) is dropped after the record.
+        self.permit.record(outcome);
     }
 
     /// Records the call's outcome and how long it took; see
     /// [`cutout::Permit::record_with_duration`].
-    pub fn record_with_duration(mut self, outcome: Outcome, took: Duration) {
-        if let Some(permit) = self.permit.take() {
-            permit.record_with_duration(outcome, took);
-        }
+    pub fn record_with_duration(self, outcome: Outcome, took: Duration) {
+        self.permit.record_with_duration(outcome, took);
     }
 
     /// The breaker this permit came from.
     pub fn breaker(&self) -> &CircuitBreaker {
-        &self._lease
+        &self.lease
+    }
+
+    /// Splits the permit into the breaker's permit and the lease that holds the key's
+    /// breaker in the registry, for middleware that records through its own wrapper of an
+    /// [`OwnedPermit`] (a tower classifier that records after a body's trailers, say).
+    /// Keep the lease until the permit has recorded: once it is dropped, the key's breaker
+    /// may be evicted, and a permit recorded after that counts on a breaker the registry no
+    /// longer holds.
+    ///
+    /// ```
+    /// use cutout::{CircuitBreaker, Outcome, State};
+    /// use cutout_keyed::KeyedBreakers;
+    ///
+    /// let hosts = KeyedBreakers::builder(CircuitBreaker::builder().failure_threshold(1)).build()?;
+    /// let (permit, lease) = hosts.try_acquire(&"a")?.into_parts();
+    /// permit.record(Outcome::Failure);
+    /// drop(lease);
+    /// assert_eq!(hosts.state(&"a"), Some(State::Open));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_parts(self) -> (OwnedPermit, Lease) {
+        (self.permit, self.lease)
     }
 }
 

@@ -400,3 +400,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_split_permit_holds_its_breaker_until_the_lease_goes() {
+    let clock = ManualClock::new();
+    let r = registry::<u8>(1, &clock);
+    let (permit, lease) = r.try_acquire(&1).unwrap().into_parts();
+    permit.record(Outcome::Success);
+    assert_eq!(
+        r.call(&2, || Ok::<_, ()>(())),
+        Err(KeyedCallError::Rejected(KeyedRejected::Full {
+            capacity: 1
+        }))
+    );
+    assert!(lease.ptr_eq(&r.lease(&1).unwrap()));
+    drop(lease);
+    ok(&r, &2);
+    assert_eq!(r.state(&1), None);
+}
