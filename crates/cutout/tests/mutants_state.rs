@@ -1,0 +1,71 @@
+//! Tests written for mutants of `state.rs` that the other tests let survive (see MUTANTS.md
+//! at the repository root).
+
+use std::time::Duration;
+
+use cutout::{CircuitBreaker, ManualClock, Outcome, State};
+
+#[test]
+fn state_gauges_and_names() {
+    let all = [
+        (State::Closed, 0, "closed"),
+        (State::Open, 1, "open"),
+        (State::HalfOpen, 2, "half_open"),
+        (State::ForcedOpen, 3, "forced_open"),
+        (State::ForcedClosed, 4, "forced_closed"),
+    ];
+    for (state, gauge, name) in all {
+        assert_eq!(state.as_gauge(), gauge);
+        assert_eq!(state.as_str(), name);
+        assert_eq!(state.to_string(), name);
+    }
+}
+
+#[test]
+fn outcome_names() {
+    assert_eq!(Outcome::Success.as_str(), "success");
+    assert_eq!(Outcome::Failure.as_str(), "failure");
+    assert_eq!(Outcome::Ignored.as_str(), "ignored");
+}
+
+/// The open time after a trip at 1 s, with jitter 0.5 over 60 s, after `cycles` force/reset
+/// cycles (each moves the generation on by two).
+fn jittered_open_time(seed: u64, cycles: u32) -> Duration {
+    let clock = ManualClock::new();
+    let breaker = CircuitBreaker::builder()
+        .failure_threshold(1)
+        .exponential_backoff(Duration::from_secs(60), 2.0, Duration::from_secs(60))
+        .jitter(0.5)
+        .jitter_seed(seed)
+        .build_with_clock(clock.clone())
+        .expect("valid");
+    for _ in 0..cycles {
+        breaker.force_open();
+        breaker.reset();
+    }
+    clock.advance(Duration::from_secs(1));
+    breaker
+        .try_acquire()
+        .expect("closed")
+        .record(Outcome::Failure);
+    let open_for = breaker.retry_after().expect("open");
+    assert!(
+        (Duration::from_secs(30)..=Duration::from_secs(60)).contains(&open_for),
+        "{open_for:?}"
+    );
+    open_for
+}
+
+/// A fixed seed gives the same open times every time; another seed, or the same seed in
+/// another generation, gives others.
+#[test]
+fn jitter_draws_from_seed_and_generation() {
+    assert_eq!(jittered_open_time(7, 0), jittered_open_time(7, 0));
+    let by_seed: Vec<Duration> = (1..=8).map(|seed| jittered_open_time(seed, 0)).collect();
+    assert!(by_seed.iter().any(|t| *t != by_seed[0]), "{by_seed:?}");
+    let by_generation: Vec<Duration> = (0..8).map(|cycles| jittered_open_time(7, cycles)).collect();
+    assert!(
+        by_generation.iter().any(|t| *t != by_generation[0]),
+        "{by_generation:?}"
+    );
+}
