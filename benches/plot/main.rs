@@ -468,16 +468,20 @@ fn draw(root: &DrawingArea<SVGBackend<'_>, Shift>, rows: &[(String, f64)]) -> Re
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(420)
-        .build_cartesian_2d((0.5f64..max).log_scale(), (0..n).into_segmented())?;
+        // An integer range's end is a key point too: `0..n - 1` is `n` segments.
+        .build_cartesian_2d(
+            (0.5f64..max).log_scale(),
+            (0..n.saturating_sub(1)).into_segmented(),
+        )?;
     chart
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(n)
         .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => rows
-                .get(n.saturating_sub(1).saturating_sub(*i))
-                .map(|r| r.0.clone())
-                .unwrap_or_default(),
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) if *i < n => {
+                rows[n - 1 - *i].0.clone()
+            }
+            SegmentValue::CenterOf(_) | SegmentValue::Exact(_) => String::new(),
             SegmentValue::Last => String::new(),
         })
         .x_desc("ns per call")
@@ -491,13 +495,15 @@ fn draw(root: &DrawingArea<SVGBackend<'_>, Shift>, rows: &[(String, f64)]) -> Re
         } else {
             RGBColor(200, 90, 40)
         };
-        Rectangle::new(
+        let mut bar = Rectangle::new(
             [
                 (0.5, SegmentValue::Exact(y)),
                 (*ns, SegmentValue::Exact(y + 1)),
             ],
             color.filled(),
-        )
+        );
+        bar.set_margin(3, 3, 0, 0);
+        bar
     }))?;
     chart.draw_series(rows.iter().enumerate().map(|(i, (_, ns))| {
         let y = n - 1 - i;

@@ -7,6 +7,7 @@
 //! open case never half-opens while measured); one half-open probe; one probe success
 //! closes. Where a peer differs, the builder says how.
 
+use std::hint::black_box;
 use std::time::Duration;
 
 use cutout::{CircuitBreaker, Clock, ManualClock, MonotonicClock, Outcome, State};
@@ -383,7 +384,7 @@ pub(crate) fn resilience_closed() -> ResilienceStack {
 pub(crate) fn resilience_open() -> ResilienceStack {
     let mut svc = resilience_closed();
     for _ in 0..THRESHOLD {
-        let _ = tower_call(&mut svc, 0);
+        let _ = tower_call(&mut svc, black_box(0));
     }
     assert!(resilience_reject(&mut svc));
     svc
@@ -392,14 +393,14 @@ pub(crate) fn resilience_open() -> ResilienceStack {
 /// A request that succeeds through a stack.
 #[inline]
 pub(crate) fn tower_ok<S: tower::Service<u64>>(svc: &mut S) -> bool {
-    tower_call(svc, 1).is_ok()
+    tower_call(svc, black_box(1)).is_ok()
 }
 
 /// Open: rejected by tower-resilience.
 #[inline]
 pub(crate) fn resilience_reject(svc: &mut ResilienceStack) -> bool {
     matches!(
-        tower_call(svc, 1),
+        tower_call(svc, black_box(1)),
         Err(tower_resilience::circuitbreaker::CircuitBreakerError::OpenCircuit)
     )
 }
@@ -424,7 +425,7 @@ pub(crate) fn tower_cutout_closed() -> CutoutStack {
 pub(crate) fn tower_cutout_open() -> CutoutStack {
     let mut svc = tower_cutout_closed();
     for _ in 0..THRESHOLD {
-        let _ = tower_call(&mut svc, 0);
+        let _ = tower_call(&mut svc, black_box(0));
     }
     assert_eq!(svc.breaker().state(), State::Open);
     svc
@@ -433,5 +434,5 @@ pub(crate) fn tower_cutout_open() -> CutoutStack {
 /// Open: rejected by tower-cutout.
 #[inline]
 pub(crate) fn tower_cutout_reject(svc: &mut CutoutStack) -> bool {
-    matches!(tower_call(svc, 1), Err(e) if e.is::<tower_cutout::error::Rejected>())
+    matches!(tower_call(svc, black_box(1)), Err(e) if e.is::<tower_cutout::error::Rejected>())
 }
