@@ -69,3 +69,35 @@ fn jitter_draws_from_seed_and_generation() {
         "{by_generation:?}"
     );
 }
+
+/// splitmix64's first output for a state, the published generator the jitter draws from.
+fn splitmix64(state: u64) -> u64 {
+    let mut z = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// With a fixed seed the open time is reproducible to the millisecond: the base (60 s)
+/// shortened by `jitter * r`, with `r` the top 53 bits of splitmix64 of
+/// `seed ^ generation << 48 ^ now` (ticks), rounded up.
+#[test]
+fn jitter_is_splitmix64_of_seed_generation_and_time() {
+    // The published first output of splitmix64 seeded with 0.
+    assert_eq!(splitmix64(0), 0xE220_A839_7B1D_CDAF);
+    for seed in [0, 1, 7, 0xDEAD_BEEF, u64::MAX] {
+        for cycles in 0..3 {
+            // Each cycle moves the generation on by two; the trip makes one more.
+            let generation = 1 + 2 * u64::from(cycles);
+            let now = 1_000;
+            let r =
+                (splitmix64(seed ^ (generation << 48) ^ now) >> 11) as f64 / (1u64 << 53) as f64;
+            let expected = (60_000.0 * (1.0 - 0.5 * r)).ceil() as u64;
+            assert_eq!(
+                jittered_open_time(seed, cycles),
+                Duration::from_millis(expected),
+                "seed {seed}, generation {generation}"
+            );
+        }
+    }
+}
