@@ -634,17 +634,31 @@ impl Shared {
         outcome: Outcome,
         retry_after: Option<Duration>,
     ) {
-        // Only a failure in closed or any result in half-open can need the time; read it
-        // once, lazily, before the loop.
-        let now = match (s.state(), outcome) {
-            (State::Closed, Outcome::Success | Outcome::Ignored) => 0,
-            _ => self.now_ticks(),
+        // Only a transition needs the time (an open deadline, the event's timestamp), so the
+        // clock is read lazily, at most once: a failure under the threshold reads no clock.
+        let clock = std::cell::Cell::new(None);
+        let now = || match clock.get() {
+            Some(now) => now,
+            None => {
+                let now = self.now_ticks();
+                clock.set(Some(now));
+                now
+            }
         };
         let (decision, prev, written) = match retry_after {
             None => self.update(s, |s| {
-                state::record(s, generation, outcome, now, &self.policy)
+                // The time only enters a word that opens the circuit: decide without it,
+                // and again with it when the decision opens.
+                let untimed = state::record(s, generation, outcome, 0, &self.policy);
+                match untimed.1 {
+                    Some(next) if next.state() == State::Open => {
+                        state::record(s, generation, outcome, now(), &self.policy)
+                    }
+                    _ => untimed,
+                }
             }),
             Some(retry_after) => {
+                let now = now();
                 let ticks = retry_after.as_nanos().div_ceil(TICK.as_nanos());
                 let open_until = now.saturating_add(u64::try_from(ticks).unwrap_or(MAX_TICK));
                 self.update(s, |s| {
@@ -665,7 +679,7 @@ impl Shared {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if let (Record::Counted { cause: Some(cause) }, Some(next)) = (decision, written) {
-            self.transitioned(prev, next, cause, now);
+            self.transitioned(prev, next, cause, now());
         }
         if self.record_events {
             self.notify_recorded(outcome, stale);

@@ -550,3 +550,43 @@ async fn tokio_paused_time_drives_the_breaker() {
     assert_eq!(breaker.call_async(async { Ok::<_, ()>(1) }).await, Ok(1));
     assert_eq!(breaker.state(), State::Closed);
 }
+
+/// A manual clock that counts how often it is read.
+#[derive(Clone, Default)]
+struct CountingClock {
+    inner: ManualClock,
+    reads: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl cutout::Clock for CountingClock {
+    fn now(&self) -> Duration {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.now()
+    }
+}
+
+#[test]
+fn the_clock_is_read_only_when_time_matters() {
+    let clock = CountingClock::default();
+    let reads = || clock.reads.load(std::sync::atomic::Ordering::Relaxed);
+    let breaker = article()
+        .failure_threshold(3)
+        .build_with_clock(clock.clone())
+        .unwrap();
+    let built = reads();
+    breaker.try_acquire().unwrap().record(Outcome::Success);
+    breaker.try_acquire().unwrap().record(Outcome::Failure);
+    breaker.try_acquire().unwrap().record(Outcome::Failure);
+    breaker.try_acquire().unwrap().record(Outcome::Success);
+    assert_eq!(
+        reads() - built,
+        0,
+        "closed calls under the threshold read no clock"
+    );
+    for _ in 0..3 {
+        breaker.try_acquire().unwrap().record(Outcome::Failure);
+    }
+    assert_eq!(reads() - built, 1, "the trip reads the clock once");
+    assert_eq!(breaker.retry_after(), Some(ms(100)));
+}
