@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cutout::{CircuitBreaker, ManualClock, Outcome, State};
+use cutout::{CircuitBreaker, MAX_DURATION, ManualClock, Outcome, State};
 
 #[test]
 fn state_gauges_and_names() {
@@ -31,11 +31,17 @@ fn outcome_names() {
 /// The open time after a trip at 1 s, with jitter 0.5 over 60 s, after `cycles` force/reset
 /// cycles (each moves the generation on by two).
 fn jittered_open_time(seed: u64, cycles: u32) -> Duration {
+    open_time(Duration::from_secs(60), 0.5, seed, cycles)
+}
+
+/// The open time after a trip at 1 s, with `jitter` over `base`, after `cycles` force/reset
+/// cycles.
+fn open_time(base: Duration, jitter: f64, seed: u64, cycles: u32) -> Duration {
     let clock = ManualClock::new();
     let breaker = CircuitBreaker::builder()
         .failure_threshold(1)
-        .exponential_backoff(Duration::from_secs(60), 2.0, Duration::from_secs(60))
-        .jitter(0.5)
+        .exponential_backoff(base, 2.0, base)
+        .jitter(jitter)
         .jitter_seed(seed)
         .build_with_clock(clock.clone())
         .expect("valid");
@@ -50,7 +56,7 @@ fn jittered_open_time(seed: u64, cycles: u32) -> Duration {
         .record(Outcome::Failure);
     let open_for = breaker.retry_after().expect("open");
     assert!(
-        (Duration::from_secs(30)..=Duration::from_secs(60)).contains(&open_for),
+        base.mul_f64(1.0 - jitter) <= open_for && open_for <= base,
         "{open_for:?}"
     );
     open_for
@@ -85,19 +91,24 @@ fn splitmix64(state: u64) -> u64 {
 fn jitter_is_splitmix64_of_seed_generation_and_time() {
     // The published first output of splitmix64 seeded with 0.
     assert_eq!(splitmix64(0), 0xE220_A839_7B1D_CDAF);
-    for seed in [0, 1, 7, 0xDEAD_BEEF, u64::MAX] {
-        for cycles in 0..3 {
-            // Each cycle moves the generation on by two; the trip makes one more.
-            let generation = 1 + 2 * u64::from(cycles);
-            let now = 1_000;
-            let r =
-                (splitmix64(seed ^ (generation << 48) ^ now) >> 11) as f64 / (1u64 << 53) as f64;
-            let expected = (60_000.0 * (1.0 - 0.5 * r)).ceil() as u64;
-            assert_eq!(
-                jittered_open_time(seed, cycles),
-                Duration::from_millis(expected),
-                "seed {seed}, generation {generation}"
-            );
+    // 60 s with jitter 0.5, and the longest open time with full jitter: its 3.15e10
+    // ticks show the draw's low bits.
+    for (base, jitter) in [(Duration::from_secs(60), 0.5), (MAX_DURATION, 1.0)] {
+        let base_ticks = base.as_millis() as f64;
+        for seed in [0, 1, 7, 0xDEAD_BEEF, u64::MAX] {
+            for cycles in 0..3 {
+                // Each cycle moves the generation on by two; the trip makes one more.
+                let generation = 1 + 2 * u64::from(cycles);
+                let now = 1_000;
+                let r = (splitmix64(seed ^ (generation << 48) ^ now) >> 11) as f64
+                    / (1u64 << 53) as f64;
+                let expected = (base_ticks * (1.0 - jitter * r)).ceil() as u64;
+                assert_eq!(
+                    open_time(base, jitter, seed, cycles),
+                    Duration::from_millis(expected.max(1)),
+                    "seed {seed}, generation {generation}"
+                );
+            }
         }
     }
 }
