@@ -12,6 +12,10 @@ use crate::error::Rejected;
 use crate::state::{Cause, Outcome, State};
 
 /// One transition, reported exactly once, by the thread whose compare-exchange made it.
+///
+/// Reports from different threads may arrive out of order (a thread can be preempted between
+/// its compare-exchange and its report); [`generation`](Self::generation) orders them, and
+/// [`at`](Self::at) is the reporting thread's clock reading, not a global order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Transition {
