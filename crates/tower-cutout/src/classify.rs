@@ -121,12 +121,32 @@ impl<Res, E> Classify<Res, E> for DefaultClassifier {
 pub struct Recorder {
     permit: Option<OwnedPermit>,
     slow: bool,
+    /// The keyed layer's hold on the key's breaker: declared after `permit`, so it is
+    /// dropped after the permit records (the registry never evicts a breaker mid-call).
+    #[cfg(feature = "keyed")]
+    _lease: Option<cutout_keyed::Lease>,
 }
 
 impl Recorder {
     #[inline]
     pub(crate) fn new(permit: Option<OwnedPermit>, slow: bool) -> Self {
-        Self { permit, slow }
+        Self {
+            permit,
+            slow,
+            #[cfg(feature = "keyed")]
+            _lease: None,
+        }
+    }
+
+    /// A recorder that also holds the key's breaker in its registry until it records.
+    #[cfg(feature = "keyed")]
+    #[inline]
+    pub(crate) fn keyed(permit: OwnedPermit, lease: cutout_keyed::Lease, slow: bool) -> Self {
+        Self {
+            permit: Some(permit),
+            slow,
+            _lease: Some(lease),
+        }
     }
 
     /// Whether the call was slower than the slow-call threshold (its outcome will be a
