@@ -64,6 +64,7 @@
 //! |---|---|
 //! | `http` | `http::HttpClassifier` (5xx and 429 are failures, upstream `Retry-After`), `http::ServiceUnavailable` (a rejection is a `503` with `Retry-After`) |
 //! | `grpc` | `grpc::GrpcClassifier` (by `grpc-status`, in headers or trailers), rejections as `tonic::Status::unavailable` |
+//! | `keyed` | `keyed::KeyedCircuitBreakerLayer`: a breaker per key (per host with `keyed::Authority` and `http`), from a bounded `cutout_keyed` registry |
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -83,9 +84,15 @@ pub mod grpc;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
+#[cfg(feature = "keyed")]
+#[cfg_attr(docsrs, doc(cfg(feature = "keyed")))]
+pub mod keyed;
 pub mod reject;
 
 pub use builder::ServiceBuilderExt;
 pub use circuit_breaker::{
     CircuitBreaker, CircuitBreakerLayer, DEFAULT_RECHECK_INTERVAL, error, future,
 };
+#[cfg(feature = "keyed")]
+#[cfg_attr(docsrs, doc(cfg(feature = "keyed")))]
+pub use keyed::{KeyedCircuitBreaker, KeyedCircuitBreakerLayer};

@@ -1,0 +1,121 @@
+//! A breaker per key: per upstream host, per endpoint, per tenant (feature `keyed`).
+//!
+//! [`KeyedCircuitBreakerLayer`] takes each request's key with a [`KeyExtractor`] (a closure
+//! `Fn(&Request) -> Option<Key>`, or [`Authority`] for HTTP: the host a request goes to)
+//! and guards the call with that key's breaker, from a bounded
+//! [`cutout_keyed::KeyedBreakers`] registry. One sick host trips its own breaker; requests
+//! to the others still reach the inner service.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower_cutout::error::BoxError> {
+//! use std::sync::Arc;
+//! use cutout_keyed::KeyedBreakers;
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_cutout::{error::Rejected, keyed::KeyedCircuitBreakerLayer};
+//!
+//! let hosts = Arc::new(
+//!     KeyedBreakers::builder(cutout::CircuitBreaker::builder().failure_threshold(2))
+//!         .capacity(10_000)
+//!         .build()?,
+//! );
+//! // Requests are host names here; a real stack keys `http::Request`s by `Authority`.
+//! let mut svc = ServiceBuilder::new()
+//!     .layer(KeyedCircuitBreakerLayer::new(hosts.clone(), |host: &String| Some(host.clone())))
+//!     .service_fn(|host: String| async move {
+//!         if host == "sick.example" { Err("connection refused") } else { Ok("fine") }
+//!     });
+//!
+//! for _ in 0..2 {
+//!     let err = svc.ready().await?.call("sick.example".into()).await.unwrap_err();
+//!     assert_eq!(err.to_string(), "connection refused");
+//! }
+//! let err = svc.ready().await?.call("sick.example".into()).await.unwrap_err();
+//! assert!(err.is::<Rejected>(), "sick.example's breaker is open");
+//! assert_eq!(svc.ready().await?.call("well.example".into()).await?, "fine");
+//! assert_eq!(hosts.len(), 2);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Memory stays bounded
+//!
+//! The registry holds at most its [capacity](cutout_keyed::KeyedBuilder::capacity) of
+//! breakers, however many keys requests bring: a new key at a full registry evicts the
+//! breakers used least recently. Only a breaker that is closed and idle is evicted: never
+//! one that is open or half-open (its key would lose its protection), and never one with a
+//! call in flight (the response future, and then the classifier's
+//! [`Recorder`](crate::classify::Recorder), hold the key's breaker until the outcome is
+//! recorded). When every breaker is open or busy, a new key is refused rather than growing
+//! the registry: the request fails at once with [`error::NoBreaker`] (or the mode's `503` /
+//! `UNAVAILABLE`, see [`KeyedReject`]). Call
+//! [`evict_idle`](cutout_keyed::KeyedBreakers::evict_idle) on a timer to drop keys that went
+//! quiet sooner.
+//!
+//! # Requests without a key
+//!
+//! When the extractor returns `None` (with [`Authority`]: a request with no authority in
+//! its URI and no valid `Host` header) the request goes to the inner service unprotected:
+//! no breaker is asked and nothing is recorded; the classifier still shapes the response.
+//! To guard those requests too, return a fallback key from the extractor
+//! ([`Authority::fallback`]); they then share that key's breaker.
+//!
+//! # Fail fast only
+//!
+//! `poll_ready` is the inner service's own, and a rejection is an already-failed response
+//! future from `call` that never calls the inner service. There is no backpressure mode (as
+//! [`CircuitBreakerLayer::backpressure`](crate::CircuitBreakerLayer::backpressure) is for
+//! the unkeyed layer): readiness belongs to the service, but the breaker belongs to the
+//! request's key, which is known only when `call` brings the request. Waiting in
+//! `poll_ready` for some key's breaker would hold up requests for every other key behind
+//! one sick host. To route around unhealthy endpoints in a load balancer, put an unkeyed
+//! [`CircuitBreakerLayer`](crate::CircuitBreakerLayer) on each endpoint's service instead.
+//!
+//! # Classification and rejections
+//!
+//! The layer classifies with the same [`Classify`](crate::classify::Classify) as the unkeyed
+//! layer (`Err` is a failure by default; `http::HttpClassifier` and `grpc::GrpcClassifier`
+//! work unchanged), and rejects through the same [`crate::reject`] modes, extended by
+//! [`KeyedReject`] for a full registry:
+//!
+//! | mode | a key's breaker refuses | the key gets no breaker (registry full) |
+//! |---|---|---|
+//! | `RejectWithError` (default) | [`error::Rejected`](crate::error::Rejected) | [`error::NoBreaker`] |
+//! | `http::ServiceUnavailable` | `503` with `Retry-After` | `503` |
+//! | `grpc::UnavailableResponse` / `grpc::UnavailableError` | `UNAVAILABLE` with pushback | `UNAVAILABLE` |
+//!
+//! A response future dropped before it finishes (a cancelled call) records
+//! [`cutout::Outcome::Ignored`], which frees a half-open probe slot, and releases the key's
+//! breaker.
+//!
+//! # Sharing
+//!
+//! Every service a layer makes, and every clone of those services, shares the layer's one
+//! registry (an `Arc<KeyedBreakers>`). Pass your own registry to
+//! [`KeyedCircuitBreakerLayer::new`] to share it with other layers, to watch it
+//! (`state`, `len`, `evicted`), or to force a key's breaker open through a
+//! [`Lease`](cutout_keyed::Lease).
+//!
+//! # Costs
+//!
+//! Per keyed call, beyond the unkeyed layer's: the key extraction (with [`Authority`], a
+//! reference count; an allocation only for a `Host` header or an authority to clean), one
+//! hash and lock-free lookup, and the atomic increments that hold the key's breaker while
+//! the call runs. Nothing else allocates once a key's breaker exists. With keys from
+//! untrusted input keep the registry's default hasher; otherwise a fast one
+//! ([`KeyedBuilder::hasher`](cutout_keyed::KeyedBuilder::hasher)) saves most of the hash.
+
+pub mod error;
+mod extract;
+pub mod future;
+mod layer;
+mod reject;
+mod service;
+
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use extract::Authority;
+pub use extract::KeyExtractor;
+pub use layer::KeyedCircuitBreakerLayer;
+pub use reject::KeyedReject;
+pub use service::KeyedCircuitBreaker;
