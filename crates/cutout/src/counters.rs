@@ -1,28 +1,84 @@
-//! Lifetime counters, sharded so the closed path never writes a contended cache line.
+//! Lifetime counters, one cache line per thread, so the call path never does an atomic
+//! read-modify-write.
 //!
-//! Each thread is given a shard index once (round robin); its increments go to that shard's
-//! cache line. A read sums every shard. Sums are exact once calls are quiet; during traffic
-//! a read may see one counter ahead of another.
-
-use std::sync::atomic::AtomicUsize;
+//! # Design
+//!
+//! Every thread that touches a breaker is given a small process-wide id (0, 1, 2, ... with
+//! ids of exited threads reused, smallest first). A breaker keeps one [`Slot`] of counters
+//! per id; only the thread holding an id writes its slot, so an increment is a plain load
+//! and store (no `lock`-prefixed instruction, no contended line), and a read sums every
+//! slot. Slots live in buckets of 1, 2, 4, 8, ... slots, allocated the first time a thread
+//! whose id falls in the bucket counts on this breaker: memory grows with the number of
+//! threads that used the breaker, never with traffic.
+//!
+//! A slot outlives its thread: when a thread exits, its id goes back to the pool (the lock
+//! on the pool orders the old thread's last write before the next owner's first), and the
+//! next thread given that id adds to the same counts, so nothing is lost.
+//!
+//! A thread with no usable id counts with `fetch_add` on one shared slot: a thread that
+//! counts while it is being torn down (a permit dropped by another thread-local's
+//! destructor after the id was returned), and threads beyond the first [`MAX_IDS`] alive
+//! at once. Every path is panic-free.
+//!
+//! Sums are exact once calls are quiet; during traffic a read may see one counter ahead of
+//! another.
+//!
+//! Why not the `thread_local` crate, which keeps per-object thread-local values the same
+//! way: its first use on a thread registers a destructor and panics if that happens during
+//! thread teardown, and a breaker must count a permit dropped there without panicking.
+//!
+//! Under `--cfg cutout_loom` the counters are one slot of loom atomics updated with
+//! `fetch_add` (loom models threads of its own, and the per-thread ids are plain
+//! thread-locals it cannot see).
 
 use crate::state::Outcome;
 use crate::sync::{AtomicU64, Ordering};
 
-/// Shards per breaker: enough for the threads of most machines to land on distinct lines.
-#[cfg(not(cutout_loom))]
-const SHARDS: usize = 16;
 #[cfg(cutout_loom)]
-const SHARDS: usize = 1;
+pub(crate) use one_slot::Counters;
+#[cfg(not(cutout_loom))]
+pub(crate) use per_thread::Counters;
 
+/// One thread's counts (or the shared slot's), indexed by [`Counter`].
 #[derive(Debug, Default)]
-#[repr(align(128))]
-struct Shard {
-    admitted: AtomicU64,
-    successes: AtomicU64,
-    failures: AtomicU64,
-    ignored: AtomicU64,
-    rejected: AtomicU64,
+#[repr(align(64))]
+struct Slot([AtomicU64; 5]);
+
+/// A lifetime counter: its index in a [`Slot`].
+#[derive(Debug, Clone, Copy)]
+enum Counter {
+    Admitted = 0,
+    Successes = 1,
+    Failures = 2,
+    Ignored = 3,
+    Rejected = 4,
+}
+
+impl Counter {
+    #[inline]
+    fn of(outcome: Outcome) -> Counter {
+        match outcome {
+            Outcome::Success => Counter::Successes,
+            Outcome::Failure => Counter::Failures,
+            Outcome::Ignored => Counter::Ignored,
+        }
+    }
+}
+
+impl Slot {
+    #[inline]
+    fn get(&self, counter: Counter) -> &AtomicU64 {
+        &self.0[counter as usize]
+    }
+
+    fn add_to(&self, t: &mut Totals) {
+        let read = |c| self.get(c).load(Ordering::Relaxed);
+        t.admitted += read(Counter::Admitted);
+        t.successes += read(Counter::Successes);
+        t.failures += read(Counter::Failures);
+        t.ignored += read(Counter::Ignored);
+        t.rejected += read(Counter::Rejected);
+    }
 }
 
 /// Totals of the lifetime counters.
@@ -35,62 +91,262 @@ pub(crate) struct Totals {
     pub(crate) rejected: u64,
 }
 
-#[derive(Debug)]
-pub(crate) struct Counters {
-    shards: Box<[Shard]>,
-}
+#[cfg(not(cutout_loom))]
+mod per_thread {
+    use std::cell::Cell;
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    use std::sync::{Mutex, OnceLock, PoisonError};
 
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+    use super::{Counter, Outcome, Slot, Totals};
+    use crate::sync::Ordering;
 
-thread_local! {
-    static SHARD_INDEX: usize =
-        NEXT_SHARD.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS;
-}
+    /// The thread has not asked for an id yet.
+    const UNASSIGNED: usize = usize::MAX;
+    /// The thread gave its id back (it is exiting).
+    const NO_ID: usize = usize::MAX - 1;
 
-impl Counters {
-    pub(crate) fn new() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+    /// The process-wide pool of thread ids: the smallest free id first, so ids stay dense.
+    struct Pool {
+        next: usize,
+        free: BinaryHeap<Reverse<usize>>,
+    }
+
+    static POOL: Mutex<Pool> = Mutex::new(Pool {
+        next: 0,
+        free: BinaryHeap::new(),
+    });
+
+    thread_local! {
+        /// This thread's id; no destructor, so it can be read at any point of teardown.
+        static THREAD_ID: Cell<usize> = const { Cell::new(UNASSIGNED) };
+        /// Returns the id to the pool when the thread exits.
+        static RELEASE: Release = const { Release };
+    }
+
+    struct Release;
+
+    impl Drop for Release {
+        fn drop(&mut self) {
+            let id = THREAD_ID.try_with(|c| c.replace(NO_ID)).unwrap_or(NO_ID);
+            if id < NO_ID {
+                let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+                pool.free.push(Reverse(id));
+            }
         }
     }
 
     #[inline]
-    fn shard(&self) -> &Shard {
-        let i = SHARD_INDEX.try_with(|i| *i).unwrap_or(0);
-        // `i < SHARDS == self.shards.len()`; `get` keeps the path panic-free regardless.
-        self.shards.get(i).unwrap_or(&self.shards[0])
+    fn current_id() -> usize {
+        THREAD_ID.try_with(Cell::get).unwrap_or(NO_ID)
     }
 
-    #[inline]
-    pub(crate) fn admitted(&self) {
-        self.shard().admitted.fetch_add(1, Ordering::Relaxed);
-    }
-
-    #[inline]
-    pub(crate) fn rejected(&self) {
-        self.shard().rejected.fetch_add(1, Ordering::Relaxed);
-    }
-
-    #[inline]
-    pub(crate) fn recorded(&self, outcome: Outcome) {
-        let shard = self.shard();
-        let counter = match outcome {
-            Outcome::Success => &shard.successes,
-            Outcome::Failure => &shard.failures,
-            Outcome::Ignored => &shard.ignored,
+    /// Gives this thread an id, or `NO_ID` if it is exiting.
+    #[cold]
+    fn assign_id() -> usize {
+        let id = {
+            let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+            match pool.free.pop() {
+                Some(Reverse(id)) => id,
+                None => {
+                    pool.next += 1;
+                    pool.next - 1
+                }
+            }
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        // Touching `RELEASE` registers its destructor; if the thread is already past that
+        // point, give the id straight back.
+        if RELEASE.try_with(|_| ()).is_err() || THREAD_ID.try_with(|c| c.set(id)).is_err() {
+            let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+            pool.free.push(Reverse(id));
+            let _ = THREAD_ID.try_with(|c| c.set(NO_ID));
+            return NO_ID;
+        }
+        id
     }
 
-    pub(crate) fn totals(&self) -> Totals {
-        let mut t = Totals::default();
-        for s in self.shards.iter() {
-            t.admitted += s.admitted.load(Ordering::Relaxed);
-            t.successes += s.successes.load(Ordering::Relaxed);
-            t.failures += s.failures.load(Ordering::Relaxed);
-            t.ignored += s.ignored.load(Ordering::Relaxed);
-            t.rejected += s.rejected.load(Ordering::Relaxed);
+    /// Slots per breaker: twice the machine's parallelism, at least 16, at most 1024.
+    fn slots_per_breaker() -> usize {
+        static SLOTS: OnceLock<usize> = OnceLock::new();
+        *SLOTS.get_or_init(|| {
+            let cpus = std::thread::available_parallelism().map_or(8, |n| n.get());
+            cpus.saturating_mul(2).clamp(16, 1024)
+        })
+    }
+
+    #[derive(Debug)]
+    pub(crate) struct Counters {
+        /// `owned[id]` is written only by the thread holding `id`.
+        owned: Box<[Slot]>,
+        /// For threads whose id has no slot of its own, and exiting threads; `fetch_add`.
+        shared: Slot,
+    }
+
+    impl Counters {
+        pub(crate) fn new() -> Self {
+            Self {
+                owned: (0..slots_per_breaker()).map(|_| Slot::default()).collect(),
+                shared: Slot::default(),
+            }
         }
-        t
+
+        /// Adds one to `counter` in this thread's slot.
+        #[inline]
+        fn bump(&self, counter: Counter) {
+            match self.owned.get(current_id()) {
+                // Only this thread writes its slot: a load and a store suffice.
+                Some(slot) => {
+                    let c = slot.get(counter);
+                    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                }
+                None => self.bump_slow(counter),
+            }
+        }
+
+        /// A thread's first count in the process, or a thread with no slot of its own.
+        #[cold]
+        #[inline(never)]
+        fn bump_slow(&self, counter: Counter) {
+            let mut id = current_id();
+            if id == UNASSIGNED {
+                id = assign_id();
+            }
+            match self.owned.get(id) {
+                Some(slot) => {
+                    let c = slot.get(counter);
+                    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                }
+                None => {
+                    self.shared.get(counter).fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+
+        #[inline]
+        pub(crate) fn admitted(&self) {
+            self.bump(Counter::Admitted);
+        }
+
+        #[inline]
+        pub(crate) fn rejected(&self) {
+            self.bump(Counter::Rejected);
+        }
+
+        #[inline]
+        pub(crate) fn recorded(&self, outcome: Outcome) {
+            self.bump(Counter::of(outcome));
+        }
+
+        pub(crate) fn totals(&self) -> Totals {
+            let mut t = Totals::default();
+            self.shared.add_to(&mut t);
+            for slot in self.owned.iter() {
+                slot.add_to(&mut t);
+            }
+            t
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn threads_count_exactly_and_reuse_ids() {
+            let counters = std::sync::Arc::new(Counters::new());
+            for round in 0..3u64 {
+                let handles: Vec<_> = (0..4)
+                    .map(|_| {
+                        let counters = counters.clone();
+                        std::thread::spawn(move || {
+                            for _ in 0..1_000 {
+                                counters.admitted();
+                                counters.recorded(Outcome::Success);
+                            }
+                            counters.rejected();
+                            current_id()
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    let id = h.join().unwrap();
+                    assert!(id < NO_ID, "a counting thread has an id");
+                }
+                let t = counters.totals();
+                assert_eq!(t.admitted, 4_000 * (round + 1));
+                assert_eq!(t.successes, 4_000 * (round + 1));
+                assert_eq!(t.rejected, 4 * (round + 1));
+            }
+        }
+
+        #[test]
+        fn threads_beyond_the_slots_count_on_the_shared_slot() {
+            let counters = std::sync::Arc::new(Counters::new());
+            let threads = counters.owned.len() + 8;
+            // All alive at once, so at least 8 of them have ids past the owned slots.
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(threads));
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let (counters, barrier) = (counters.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        counters.recorded(Outcome::Failure);
+                        barrier.wait();
+                        counters.recorded(Outcome::Failure);
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+            assert_eq!(counters.totals().failures, 2 * threads as u64);
+            assert!(
+                counters
+                    .shared
+                    .get(Counter::Failures)
+                    .load(Ordering::Relaxed)
+                    >= 16
+            );
+        }
+    }
+}
+
+#[cfg(cutout_loom)]
+mod one_slot {
+    use super::{Counter, Outcome, Slot, Totals};
+    use crate::sync::Ordering;
+
+    #[derive(Debug)]
+    pub(crate) struct Counters {
+        slot: Slot,
+    }
+
+    impl Counters {
+        pub(crate) fn new() -> Self {
+            Self {
+                slot: Slot::default(),
+            }
+        }
+
+        fn bump(&self, counter: Counter) {
+            self.slot.get(counter).fetch_add(1, Ordering::Relaxed);
+        }
+
+        pub(crate) fn admitted(&self) {
+            self.bump(Counter::Admitted);
+        }
+
+        pub(crate) fn rejected(&self) {
+            self.bump(Counter::Rejected);
+        }
+
+        pub(crate) fn recorded(&self, outcome: Outcome) {
+            self.bump(Counter::of(outcome));
+        }
+
+        pub(crate) fn totals(&self) -> Totals {
+            let mut t = Totals::default();
+            self.slot.add_to(&mut t);
+            t
+        }
     }
 }
