@@ -9,8 +9,12 @@
 //! - Printed first: allocations per request, and the fastest of many interleaved batches
 //!   for `bare`, `cutout`, a floor layer (the least any layer holding an owned permit
 //!   does), tower's `ConcurrencyLimit` and `LoadShed`, and the core's permits: on a shared
-//!   machine the fastest batch is the one no other process disturbed.
-//! - `tower_layer_closed_success`: `bare` vs `cutout` (defaults), `cutout_http` (the
+//!   machine the fastest batch is the one no other process disturbed. `direct` rows drive
+//!   the service by hand (`poll_ready`, `call`, the future), without the `ServiceExt::ready`
+//!   future; then one and two threads at once (a spinning barrier before every batch, so
+//!   the threads really overlap), each on its own clone of one service.
+//! - `tower_layer_closed_success`: `bare` vs `cutout` (defaults; `service_fn_direct`:
+//!   driven by hand), `cutout_http` (the
 //!   HTTP classifier and 503 mode on `http::Response`), `cutout_slow_call` (a slow-call
 //!   threshold: one `tokio::time::Instant` read per call), `cutout_backpressure`.
 //! - `tower_layer_open_reject`: the rejection path (default mode boxes the error).
@@ -29,6 +33,7 @@ use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
 use std::sync::Barrier;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -92,8 +97,8 @@ fn layer() -> CircuitBreakerLayer {
 }
 
 /// The floor for any layer that holds an owned cutout permit through the response future:
-/// acquire in `poll_ready`, record `Success` when the inner future is done; nothing else
-/// (no classification, no modes, errors unchanged).
+/// acquire in `poll_ready`, record `Success` when the inner future is done, errors boxed
+/// (as cutout's default mode does); nothing else (no classification, no modes).
 struct Floor<S> {
     inner: S,
     breaker: cutout::CircuitBreaker,
@@ -105,33 +110,38 @@ struct FloorFuture<F> {
     permit: Option<cutout::OwnedPermit>,
 }
 
-impl<F: Future + Unpin> Future for FloorFuture<F> {
-    type Output = F::Output;
+impl<T, E, F> Future for FloorFuture<F>
+where
+    E: Into<tower_cutout::error::BoxError>,
+    F: Future<Output = Result<T, E>> + Unpin,
+{
+    type Output = Result<T, tower_cutout::error::BoxError>;
 
     #[inline]
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let out = std::task::ready!(std::pin::Pin::new(&mut self.future).poll(cx));
         if let Some(permit) = self.permit.take() {
             permit.record(Outcome::Success);
         }
-        Poll::Ready(out)
+        Poll::Ready(out.map_err(Into::into))
     }
 }
 
 impl<S: Service<u64>> Service<u64> for Floor<S>
 where
     S::Future: Unpin,
+    S::Error: Into<tower_cutout::error::BoxError>,
 {
     type Response = S::Response;
-    type Error = S::Error;
+    type Error = tower_cutout::error::BoxError;
     type Future = FloorFuture<S::Future>;
 
     #[inline]
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.permit.is_none() {
             self.permit = self.breaker.try_acquire_owned().ok();
         }
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     #[inline]
@@ -235,6 +245,69 @@ fn fastest(rounds: u32, calls: u32, f: &mut dyn FnMut()) -> f64 {
     best
 }
 
+/// One request driven by hand, as a load balancer or `Buffer` worker does: `poll_ready`
+/// until ready, `call`, then the response future (no `ServiceExt::ready` future around it).
+#[inline]
+fn direct<S: Service<u64>>(svc: &mut S, x: u64) -> Result<S::Response, S::Error> {
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        match svc.poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) => break,
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => std::hint::spin_loop(),
+        }
+    }
+    let mut future = pin!(svc.call(x));
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// The per-call time each of `threads` threads sees when they run at once, each on its own
+/// clone of `svc`: `rounds` batches of `calls` requests (the threads meet at a barrier
+/// before every batch); a batch takes as long as its slowest thread, and the fastest batch
+/// counts.
+fn fastest_on_threads<S>(threads: usize, rounds: u32, calls: u32, svc: &S) -> f64
+where
+    S: Service<u64> + Clone + Send,
+{
+    // A spinning barrier: a sleeping one wakes the other thread too late to overlap.
+    let arrived = AtomicUsize::new(0);
+    let per_thread: Vec<Vec<f64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let mut svc = svc.clone();
+                let arrived = &arrived;
+                scope.spawn(move || {
+                    (0..rounds as usize)
+                        .map(|round| {
+                            arrived.fetch_add(1, Ordering::AcqRel);
+                            while arrived.load(Ordering::Acquire) < threads * (round + 1) {
+                                std::hint::spin_loop();
+                            }
+                            let start = Instant::now();
+                            for _ in 0..calls {
+                                black_box(direct(&mut svc, black_box(1)).is_ok());
+                            }
+                            start.elapsed().as_nanos() as f64 / f64::from(calls)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("bench thread"))
+            .collect()
+    });
+    (0..rounds as usize)
+        .map(|round| per_thread.iter().map(|t| t[round]).fold(0.0, f64::max))
+        .fold(f64::INFINITY, f64::min)
+}
+
 /// One measured case: a request (or a permit) per call.
 type Case = Box<dyn FnMut()>;
 
@@ -258,6 +331,13 @@ fn print_fastest() {
     let mut limit = tower::limit::ConcurrencyLimitLayer::new(1_000).layer(bare());
     let mut load_shed = tower::load_shed::LoadShedLayer::new().layer(bare());
     let breaker = breaker();
+    let mut floor_direct = Floor {
+        inner: bare(),
+        breaker: breaker.clone(),
+        permit: None,
+    };
+    let mut bare_direct = bare();
+    let mut cutout_direct = layer().layer(bare());
     let mut cases: Vec<(&str, Case)> = vec![
         (
             "bare service_fn",
@@ -284,9 +364,27 @@ fn print_fastest() {
             }),
         ),
         (
+            "bare service_fn, direct",
+            Box::new(move || {
+                black_box(direct(&mut bare_direct, black_box(1)).is_ok());
+            }),
+        ),
+        (
+            "cutout service_fn, direct",
+            Box::new(move || {
+                black_box(direct(&mut cutout_direct, black_box(1)).is_ok());
+            }),
+        ),
+        (
             "floor: owned permit layer",
             Box::new(move || {
                 black_box(request(&mut floor, black_box(1)).is_ok());
+            }),
+        ),
+        (
+            "floor, direct",
+            Box::new(move || {
+                black_box(direct(&mut floor_direct, black_box(1)).is_ok());
             }),
         ),
         (
@@ -334,22 +432,37 @@ fn print_fastest() {
         println!("| {name} | {ns:.2} |");
     }
     println!(
-        "cutout adds {:.2} ns (service_fn), {:.2} ns (http::Response); the floor layer adds \
-         {:.2} ns, ConcurrencyLimit {:.2} ns, LoadShed {:.2} ns; an owned permit costs {:.2} ns \
-         more than a borrowed one\n",
+        "cutout adds {:.2} ns (service_fn), {:.2} ns (http::Response), {:.2} ns (driven \
+         directly); the floor layer adds {:.2} ns, ConcurrencyLimit {:.2} ns, LoadShed {:.2} ns; \
+         an owned permit costs {:.2} ns more than a borrowed one\n",
         best[1] - best[0],
         best[3] - best[2],
-        best[4] - best[0],
-        best[5] - best[0],
+        best[5] - best[4],
         best[6] - best[0],
-        best[8] - best[7]
+        best[8] - best[0],
+        best[9] - best[0],
+        best[11] - best[10]
     );
+    println!("| threads | bare, direct | cutout, direct (ns/call each thread sees) |");
+    println!("|---|---|---|");
+    let (bare_svc, cutout) = (bare(), layer().layer(bare()));
+    for threads in [1, 2] {
+        let (mut bare_ns, mut cutout_ns) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..10 {
+            bare_ns = bare_ns.min(fastest_on_threads(threads, 10, 50_000, &bare_svc));
+            cutout_ns = cutout_ns.min(fastest_on_threads(threads, 10, 50_000, &cutout));
+        }
+        println!("| {threads} | {bare_ns:.2} | {cutout_ns:.2} |");
+    }
+    println!();
 }
 
 fn closed_success(c: &mut Criterion) {
     print_allocations();
-    // Only when benchmarking (`cargo bench` passes `--bench`), not in `cargo test --benches`.
-    if std::env::args().any(|a| a == "--bench") {
+    // Only when benchmarking (`cargo bench` passes `--bench`), not in `cargo test --benches`,
+    // and not when a filter names one group (`--bench tower_layer_...`, as under a profiler).
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a.starts_with("tower_layer")) {
         print_fastest();
     }
     let mut g = c.benchmark_group("tower_layer_closed_success");
@@ -363,6 +476,16 @@ fn closed_success(c: &mut Criterion) {
     assert_eq!(request(&mut svc, 1).ok(), Some(2));
     g.bench_function(BenchmarkId::new("cutout", "service_fn"), |b| {
         b.iter(|| request(&mut svc, black_box(1)))
+    });
+
+    let mut svc = bare();
+    g.bench_function(BenchmarkId::new("bare", "service_fn_direct"), |b| {
+        b.iter(|| direct(&mut svc, black_box(1)))
+    });
+
+    let mut svc = layer().layer(bare());
+    g.bench_function(BenchmarkId::new("cutout", "service_fn_direct"), |b| {
+        b.iter(|| direct(&mut svc, black_box(1)))
     });
 
     let mut svc = bare_http();
