@@ -15,7 +15,6 @@ use cutout::{ManualClock, Outcome, State, TokioClock};
 use cutout_keyed::{KeyedBreakers, KeyedRejected};
 use futures::FutureExt;
 use http::header::{HOST, RETRY_AFTER};
-use http::uri::Authority as UriAuthority;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -26,12 +25,14 @@ use tower_cutout::classify::{Classify, Recorder};
 use tower_cutout::error::{BoxError, Rejected};
 use tower_cutout::http::{HttpClassifier, ServiceUnavailable};
 use tower_cutout::keyed::error::NoBreaker;
-use tower_cutout::keyed::{Authority, KeyExtractor, KeyedCircuitBreaker, KeyedCircuitBreakerLayer};
+use tower_cutout::keyed::{
+    Authority, AuthorityKey, KeyExtractor, KeyedCircuitBreaker, KeyedCircuitBreakerLayer,
+};
 use tower_test::mock;
 
 const OPEN: Duration = Duration::from_secs(10);
 
-type Registry = Arc<KeyedBreakers<UriAuthority>>;
+type Registry = Arc<KeyedBreakers<AuthorityKey>>;
 
 fn registry(clock: &ManualClock, threshold: u32, capacity: usize) -> Registry {
     Arc::new(
@@ -46,8 +47,8 @@ fn registry(clock: &ManualClock, threshold: u32, capacity: usize) -> Registry {
     )
 }
 
-fn key(authority: &'static str) -> UriAuthority {
-    UriAuthority::from_static(authority)
+fn key(authority: &'static str) -> AuthorityKey {
+    AuthorityKey::from_static(authority)
 }
 
 fn get_req(uri: &str) -> Request<()> {
@@ -486,11 +487,35 @@ fn the_authority_key_is_host_and_port_without_user_info_or_default_port() {
             .extract(&get_req(uri))
             .map(|a| a.to_string())
     };
-    assert_eq!(extract("http://A.Example/").as_deref(), Some("A.Example"));
+    assert_eq!(extract("http://A.Example/").as_deref(), Some("a.example"));
+    assert_eq!(
+        extract("http://User@A.EXAMPLE:81/").as_deref(),
+        Some("a.example:81")
+    );
     assert_eq!(
         Authority::new().extract(&get_req("http://A.Example/")),
-        Some(key("a.example")),
-        "compared case-insensitively"
+        Some(key("a.example"))
+    );
+    assert_eq!(key("A.Example"), key("a.example"));
+    assert_eq!(
+        key("a.example"),
+        "A.EXAMPLE",
+        "compared with text case-insensitively"
+    );
+    assert_eq!(key("a.example:81").host(), "a.example");
+    assert_eq!(key("a.example:81").port_u16(), Some(81));
+    assert_eq!(
+        "u@B.example:80".parse::<AuthorityKey>().unwrap().as_str(),
+        "b.example:80"
+    );
+    assert!("bad host".parse::<AuthorityKey>().is_err());
+    assert_eq!(
+        AuthorityKey::from(http::uri::Authority::from_static("C.example")).as_authority(),
+        "c.example"
+    );
+    assert_eq!(
+        format!("{:?}", key("a.example")),
+        "AuthorityKey(\"a.example\")"
     );
     assert_eq!(
         extract("http://a.example:80/").as_deref(),
@@ -519,6 +544,22 @@ fn the_authority_key_is_host_and_port_without_user_info_or_default_port() {
     assert_eq!(extract("http://[::1]:8080/").as_deref(), Some("[::1]:8080"));
     assert_eq!(extract("http://[::1]:80/").as_deref(), Some("[::1]"));
     assert_eq!(extract("http://a.example:/").as_deref(), Some("a.example"));
+    assert_eq!(
+        extract("http://a.example:080/").as_deref(),
+        Some("a.example")
+    );
+    assert_eq!(
+        extract("http://a.example:0/").as_deref(),
+        Some("a.example:0")
+    );
+    assert_eq!(
+        extract("https://a.example:08443/").as_deref(),
+        Some("a.example:8443")
+    );
+    assert_eq!(
+        extract("ftp://a.example:80/").as_deref(),
+        Some("a.example:80")
+    );
     assert_eq!(extract("/path"), None);
     let mut host = get_req("/path");
     host.headers_mut()
@@ -536,6 +577,36 @@ fn the_authority_key_is_host_and_port_without_user_info_or_default_port() {
     both.headers_mut()
         .insert(HOST, "d.example".parse().unwrap());
     assert_eq!(Authority::new().extract(&both), Some(key("c.example")));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Any authority a URI accepts gives a lowercase key without user info, and a key's own key is
+    /// itself; nothing panics.
+    #[test]
+    fn authority_keys_are_canonical(
+        user in proptest::option::of("[a-z:]{0,6}"),
+        host in "([A-Za-z0-9.-]{1,12}|\\[[0-9a-f:]{2,10}\\])",
+        port in proptest::option::of("[0-9]{0,6}"),
+        https in proptest::bool::ANY,
+    ) {
+        let scheme = if https { "https" } else { "http" };
+        let user = user.map(|u| format!("{u}@")).unwrap_or_default();
+        let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+        let Ok(uri) = format!("{scheme}://{user}{host}{port}/").parse::<http::Uri>() else {
+            return Ok(());
+        };
+        let mut request = Request::new(());
+        *request.uri_mut() = uri;
+        let key = Authority::new().extract(&request).expect("a URI with an authority has a key");
+        proptest::prop_assert!(!key.as_str().contains('@'));
+        proptest::prop_assert!(!key.as_str().bytes().any(|b| b.is_ascii_uppercase()));
+        let again = Authority::new()
+            .extract(&get_req(&format!("{scheme}://{key}/")))
+            .expect("a key is an authority");
+        proptest::prop_assert_eq!(again.as_str(), key.as_str());
+    }
 }
 
 #[test]
@@ -763,8 +834,8 @@ async fn a_hyper_client_stops_calling_the_failing_server_only() {
         assert_eq!(status(well).await.unwrap(), StatusCode::OK);
     }
     assert_eq!(sick_hits.load(Ordering::SeqCst), 2);
-    let sick_key: UriAuthority = sick.to_string().parse().unwrap();
-    let well_key: UriAuthority = well.to_string().parse().unwrap();
+    let sick_key: AuthorityKey = sick.to_string().parse().unwrap();
+    let well_key: AuthorityKey = well.to_string().parse().unwrap();
     assert_eq!(layer.registry().state(&sick_key), Some(State::Open));
     assert_eq!(layer.registry().state(&well_key), Some(State::Closed));
     assert_eq!(start.elapsed(), Duration::ZERO);
@@ -807,7 +878,7 @@ fn the_layer_and_service_debug_without_bounds_on_their_parts() {
     let layer = KeyedCircuitBreakerLayer::new(registry(&clock, 1, 4), Authority::new());
     assert_eq!(
         format!("{layer:?}"),
-        "KeyedCircuitBreakerLayer { key: \"http::uri::authority::Authority\", \
+        "KeyedCircuitBreakerLayer { key: \"tower_cutout::keyed::extract::authority::AuthorityKey\", \
          extractor: \"tower_cutout::keyed::extract::authority::Authority\", \
          classifier: \"tower_cutout::classify::DefaultClassifier\", \
          reject: \"tower_cutout::reject::RejectWithError\", slow_call_threshold: None, .. }"

@@ -1,8 +1,8 @@
 //! A breaker per key: per upstream host, per endpoint, per tenant (feature `keyed`).
 //!
 //! [`KeyedCircuitBreakerLayer`] takes each request's key with a [`KeyExtractor`] (a closure
-//! `Fn(&Request) -> Option<Key>`, or [`Authority`] for HTTP: the host a request goes to)
-//! and guards the call with that key's breaker, from a bounded
+//! `Fn(&Request) -> Option<Key>`, or [`Authority`] for HTTP: the host a request goes to, as
+//! an [`AuthorityKey`]) and guards the call with that key's breaker, from a bounded
 //! [`cutout_keyed::KeyedBreakers`] registry. One sick host trips its own breaker; requests
 //! to the others still reach the inner service.
 //!
@@ -99,11 +99,15 @@
 //! # Costs
 //!
 //! Per keyed call, beyond the unkeyed layer's: the key extraction (with [`Authority`], a
-//! reference count; an allocation only for a `Host` header or an authority to clean), one
-//! hash and lock-free lookup, and the atomic increments that hold the key's breaker while
-//! the call runs. Nothing else allocates once a key's breaker exists. With keys from
-//! untrusted input keep the registry's default hasher; otherwise a fast one
-//! ([`KeyedBuilder::hasher`](cutout_keyed::KeyedBuilder::hasher)) saves most of the hash.
+//! reference count and a scan of the authority's bytes; an allocation only for a `Host`
+//! header or an authority to clean up), one hash and lock-free lookup, and the atomic
+//! increments that hold the key's breaker while the call runs. Nothing else allocates once
+//! a key's breaker exists. On a 2-core VM (fastest batch, one thread) that was about 65 ns
+//! over the unkeyed layer for an `http::Request` keyed by [`Authority`], 75 ns for a `u64`
+//! key. [`AuthorityKey`] hashes its bytes in one write, so the default (DoS-resistant)
+//! SipHash hasher costs about what it does for a `&str`; keep it for keys from untrusted
+//! input, else a fast one ([`KeyedBuilder::hasher`](cutout_keyed::KeyedBuilder::hasher))
+//! saves most of the hash.
 
 pub mod error;
 mod extract;
@@ -112,10 +116,10 @@ mod layer;
 mod reject;
 mod service;
 
+pub use extract::KeyExtractor;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub use extract::Authority;
-pub use extract::KeyExtractor;
+pub use extract::{Authority, AuthorityKey};
 pub use layer::KeyedCircuitBreakerLayer;
 pub use reject::KeyedReject;
 pub use service::KeyedCircuitBreaker;
