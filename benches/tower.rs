@@ -22,6 +22,9 @@
 //!   an `Arc` increment and decrement: what the layer pays for a `'static` future).
 //! - `tower_layer_two_threads`: one breaker, one service clone per thread, `iter_custom`;
 //!   the time per call each thread sees. The owned permit's `Arc` count is shared.
+//! - `tower_layer_keyed`: `cutout` vs `cutout_keyed` (the keyed layer, one fixed key in a
+//!   registry of 1 001), and `bare` vs `cutout_http` vs `cutout_keyed_http` on
+//!   `http::Request`s (keyed by their authority); prints its own fastest-batch table first.
 //!
 //! Allocations per request are counted by a counting global allocator and printed before
 //! the benchmarks run (`stats_alloc`; it only adds work to allocations, which the measured
@@ -609,11 +612,151 @@ fn two_threads(c: &mut Criterion) {
     g.finish();
 }
 
+/// The keyed layer (feature `keyed`) beside the unkeyed one: one fixed key, found in a
+/// registry of 1 000 breakers (default SipHash hasher). `cutout_keyed_http` keys an
+/// `http::Request` by its URI's authority (a reference count, no allocation) and classifies
+/// with the HTTP classifier; `bare/http_request` is the same request without a layer.
+fn keyed(c: &mut Criterion) {
+    use std::sync::Arc;
+
+    use cutout_keyed::KeyedBreakers;
+    use tower_cutout::keyed::{Authority, KeyedCircuitBreakerLayer};
+
+    #[inline]
+    fn send<R, S: Service<R>>(svc: &mut S, req: R) -> Result<S::Response, S::Error> {
+        let mut future = pin!(async move { svc.ready().await?.call(req).await });
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                return out;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    fn registry<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
+        others: impl Iterator<Item = K>,
+    ) -> Arc<KeyedBreakers<K>> {
+        let hosts = KeyedBreakers::builder(
+            cutout::CircuitBreaker::builder()
+                .failure_threshold(5)
+                .open_duration(Duration::from_secs(3_600)),
+        )
+        .capacity(4_096)
+        .build()
+        .expect("valid settings");
+        for key in others {
+            assert!(hosts.call(&key, || Ok::<_, Infallible>(())).is_ok());
+        }
+        Arc::new(hosts)
+    }
+
+    let mut unkeyed = layer().layer(bare());
+    let hosts = registry(1_000..2_000u64);
+    let mut keyed =
+        KeyedCircuitBreakerLayer::new(hosts.clone(), |_: &u64| Some(7u64)).layer(bare());
+    assert_eq!(request(&mut keyed, 1).ok(), Some(2));
+    assert_eq!(hosts.len(), 1_001);
+
+    let uri: http::Uri = "http://api.example:8080/v1/quote".parse().expect("a URI");
+    let get = |uri: &http::Uri| {
+        let mut req = http::Request::new(());
+        *req.uri_mut() = uri.clone();
+        req
+    };
+    let http_service = || {
+        tower::service_fn(|_: http::Request<()>| {
+            std::future::ready(Ok::<_, Infallible>(http::Response::new(())))
+        })
+    };
+    let mut bare_http = http_service();
+    let mut unkeyed_http = layer()
+        .classify(HttpClassifier::new())
+        .reject_with(ServiceUnavailable)
+        .layer(http_service());
+    let hosts = registry((0..1_000).map(|i| {
+        format!("h{i}.example:8080")
+            .parse::<tower_cutout::keyed::AuthorityKey>()
+            .expect("an authority")
+    }));
+    let mut keyed_http = KeyedCircuitBreakerLayer::new(hosts.clone(), Authority::new())
+        .classify(HttpClassifier::new())
+        .reject_with(ServiceUnavailable)
+        .layer(http_service());
+    assert_eq!(
+        send(&mut keyed_http, get(&uri)).map(|r| r.status()).ok(),
+        Some(http::StatusCode::OK)
+    );
+    assert_eq!(hosts.len(), 1_001);
+
+    // The fastest of interleaved batches (see `fastest`), when benchmarking.
+    if std::env::args().any(|a| a == "--bench") {
+        let mut best = [f64::INFINITY; 5];
+        for _ in 0..200 {
+            let times = [
+                fastest(1, 2_000, &mut || {
+                    black_box(request(&mut unkeyed, black_box(1)).is_ok());
+                }),
+                fastest(1, 2_000, &mut || {
+                    black_box(request(&mut keyed, black_box(1)).is_ok());
+                }),
+                fastest(1, 2_000, &mut || {
+                    black_box(send(&mut bare_http, get(black_box(&uri))).is_ok());
+                }),
+                fastest(1, 2_000, &mut || {
+                    black_box(send(&mut unkeyed_http, get(black_box(&uri))).is_ok());
+                }),
+                fastest(1, 2_000, &mut || {
+                    black_box(send(&mut keyed_http, get(black_box(&uri))).is_ok());
+                }),
+            ];
+            for (b, t) in best.iter_mut().zip(times) {
+                *b = b.min(t);
+            }
+        }
+        println!("\n| keyed case | fastest batch, ns/call |\n|---|---|");
+        let names = [
+            "cutout service_fn",
+            "cutout_keyed service_fn (fixed u64 key)",
+            "bare http_request",
+            "cutout_http http_request",
+            "cutout_keyed_http http_request (Authority key)",
+        ];
+        for (name, ns) in names.iter().zip(best) {
+            println!("| {name} | {ns:.2} |");
+        }
+        println!(
+            "the keyed layer adds {:.2} ns over the unkeyed one (u64 key), {:.2} ns (HTTP, Authority key)\n",
+            best[1] - best[0],
+            best[4] - best[3]
+        );
+    }
+
+    let mut g = c.benchmark_group("tower_layer_keyed");
+    g.bench_function(BenchmarkId::new("cutout", "service_fn"), |b| {
+        b.iter(|| request(&mut unkeyed, black_box(1)))
+    });
+    g.bench_function(BenchmarkId::new("cutout_keyed", "fixed_key"), |b| {
+        b.iter(|| request(&mut keyed, black_box(1)))
+    });
+    g.bench_function(BenchmarkId::new("bare", "http_request"), |b| {
+        b.iter(|| send(&mut bare_http, get(black_box(&uri))))
+    });
+    g.bench_function(BenchmarkId::new("cutout_http", "http_request"), |b| {
+        b.iter(|| send(&mut unkeyed_http, get(black_box(&uri))))
+    });
+    g.bench_function(
+        BenchmarkId::new("cutout_keyed_http", "authority_key"),
+        |b| b.iter(|| send(&mut keyed_http, get(black_box(&uri)))),
+    );
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = closed_success, open_reject, permits, two_threads
+    targets = closed_success, open_reject, permits, two_threads, keyed
 }
 criterion_main!(benches);
