@@ -8,6 +8,16 @@ use crate::CircuitBreakerLayer;
 use crate::grpc::{GrpcClassifier, UnavailableError, UnavailableResponse};
 #[cfg(feature = "http")]
 use crate::http::{HttpClassifier, ServiceUnavailable};
+#[cfg(all(feature = "keyed", feature = "http"))]
+use crate::keyed::{Authority, AuthorityKey, HttpKeyedCircuitBreakerLayer};
+#[cfg(feature = "keyed")]
+use crate::{
+    classify::DefaultClassifier, keyed::KeyedCircuitBreakerLayer, reject::RejectWithError,
+};
+#[cfg(feature = "keyed")]
+use cutout_keyed::KeyedBreakers;
+#[cfg(feature = "keyed")]
+use std::sync::Arc;
 
 mod sealed {
     pub trait Sealed<T> {}
@@ -67,6 +77,48 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
         self,
         breaker: cutout::CircuitBreaker,
     ) -> ServiceBuilder<Stack<CircuitBreakerLayer<GrpcClassifier, UnavailableError>, L>>;
+
+    /// Adds a [`KeyedCircuitBreakerLayer`] sharing `registry`, keying requests with
+    /// `extractor` (`Err` is a failure, rejections are errors).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_cutout::error::BoxError> {
+    /// use std::sync::Arc;
+    /// use tower::{Service, ServiceBuilder, ServiceExt};
+    /// use tower_cutout::ServiceBuilderExt;
+    ///
+    /// let tenants = Arc::new(
+    ///     cutout_keyed::KeyedBreakers::builder(cutout::CircuitBreaker::builder()).build()?,
+    /// );
+    /// let mut svc = ServiceBuilder::new()
+    ///     .keyed_circuit_breaker(tenants.clone(), |tenant: &u32| Some(*tenant))
+    ///     .service_fn(|tenant: u32| async move { Ok::<_, std::io::Error>(tenant) });
+    /// assert_eq!(svc.ready().await?.call(7).await?, 7);
+    /// assert_eq!(tenants.state(&7), Some(cutout::State::Closed));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "keyed")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "keyed")))]
+    #[allow(clippy::type_complexity)]
+    fn keyed_circuit_breaker<K, X, H>(
+        self,
+        registry: Arc<KeyedBreakers<K, H>>,
+        extractor: X,
+    ) -> ServiceBuilder<
+        Stack<KeyedCircuitBreakerLayer<K, X, DefaultClassifier, RejectWithError, H>, L>,
+    >;
+
+    /// Adds a [`KeyedCircuitBreakerLayer`] sharing `registry` for HTTP services: a breaker
+    /// per authority ([`Authority`]), `5xx` and `429` are failures ([`HttpClassifier`]), and
+    /// a rejection is a `503 Service Unavailable` response ([`ServiceUnavailable`]).
+    #[cfg(all(feature = "keyed", feature = "http"))]
+    #[cfg_attr(docsrs, doc(cfg(all(feature = "keyed", feature = "http"))))]
+    fn http_keyed_circuit_breaker<H>(
+        self,
+        registry: Arc<KeyedBreakers<AuthorityKey, H>>,
+    ) -> ServiceBuilder<Stack<HttpKeyedCircuitBreakerLayer<H>, L>>;
 }
 
 impl<L> sealed::Sealed<L> for ServiceBuilder<L> {}
@@ -112,6 +164,29 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
             CircuitBreakerLayer::new(breaker)
                 .classify(GrpcClassifier::new())
                 .reject_with(UnavailableError),
+        )
+    }
+
+    #[cfg(feature = "keyed")]
+    fn keyed_circuit_breaker<K, X, H>(
+        self,
+        registry: Arc<KeyedBreakers<K, H>>,
+        extractor: X,
+    ) -> ServiceBuilder<
+        Stack<KeyedCircuitBreakerLayer<K, X, DefaultClassifier, RejectWithError, H>, L>,
+    > {
+        self.layer(KeyedCircuitBreakerLayer::new(registry, extractor))
+    }
+
+    #[cfg(all(feature = "keyed", feature = "http"))]
+    fn http_keyed_circuit_breaker<H>(
+        self,
+        registry: Arc<KeyedBreakers<AuthorityKey, H>>,
+    ) -> ServiceBuilder<Stack<HttpKeyedCircuitBreakerLayer<H>, L>> {
+        self.layer(
+            KeyedCircuitBreakerLayer::new(registry, Authority::new())
+                .classify(HttpClassifier::new())
+                .reject_with(ServiceUnavailable),
         )
     }
 }

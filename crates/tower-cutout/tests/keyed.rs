@@ -21,6 +21,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+use tower_cutout::ServiceBuilderExt;
 use tower_cutout::classify::{Classify, Recorder};
 use tower_cutout::error::{BoxError, Rejected};
 use tower_cutout::http::{HttpClassifier, ServiceUnavailable};
@@ -739,11 +740,7 @@ async fn an_axum_server_keys_virtual_hosts_by_their_host_header() {
                 }
             }),
         )
-        .layer(
-            KeyedCircuitBreakerLayer::new(hosts.clone(), Authority::new())
-                .classify(HttpClassifier::new())
-                .reject_with(ServiceUnavailable),
-        );
+        .layer(ServiceBuilder::new().http_keyed_circuit_breaker(hosts.clone()));
     let addr = serve(app).await;
     let client = client();
 

@@ -123,3 +123,32 @@ pub use extract::{Authority, AuthorityKey};
 pub use layer::KeyedCircuitBreakerLayer;
 pub use reject::KeyedReject;
 pub use service::KeyedCircuitBreaker;
+
+/// The keyed layer for HTTP clients and servers: a breaker per authority ([`Authority`]),
+/// `5xx` and `429` are failures ([`HttpClassifier`](crate::http::HttpClassifier)), and a
+/// rejection is a `503` ([`ServiceUnavailable`](crate::http::ServiceUnavailable)); what
+/// [`ServiceBuilderExt::http_keyed_circuit_breaker`](crate::ServiceBuilderExt::http_keyed_circuit_breaker)
+/// adds.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_cutout::http::{HttpClassifier, ServiceUnavailable};
+/// use tower_cutout::keyed::{Authority, HttpKeyedCircuitBreakerLayer, KeyedCircuitBreakerLayer};
+///
+/// let hosts = Arc::new(cutout_keyed::KeyedBreakers::builder(cutout::CircuitBreaker::builder()).build()?);
+/// let layer: HttpKeyedCircuitBreakerLayer = KeyedCircuitBreakerLayer::new(hosts, Authority::new())
+///     .classify(HttpClassifier::new())
+///     .reject_with(ServiceUnavailable);
+/// # let _ = layer;
+/// # Ok::<(), cutout_keyed::KeyedConfigError>(())
+/// ```
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub type HttpKeyedCircuitBreakerLayer<H = std::collections::hash_map::RandomState> =
+    KeyedCircuitBreakerLayer<
+        AuthorityKey,
+        Authority,
+        crate::http::HttpClassifier,
+        crate::http::ServiceUnavailable,
+        H,
+    >;
