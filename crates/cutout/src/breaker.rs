@@ -154,7 +154,7 @@ impl CircuitBreaker {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
-        let generation = self.shared.acquire()?;
+        let generation = self.shared.acquire().map_err(Refusal::rejected)?;
         Ok(Permit {
             shared: &self.shared,
             generation: generation.into(),
@@ -166,7 +166,7 @@ impl CircuitBreaker {
     /// (for futures that must be `'static`). Costs one reference-count increment.
     #[inline]
     pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejected> {
-        let generation = self.shared.acquire()?;
+        let generation = self.shared.acquire().map_err(Refusal::rejected)?;
         Ok(OwnedPermit {
             started: self.shared.start(),
             shared: Some(self.shared.clone()),
@@ -440,6 +440,41 @@ impl Timing {
     }
 }
 
+/// A rejection inside the breaker: the kind in the low 2 bits, the ticks left above them.
+///
+/// One word, returned in a register; the public [`Rejected`] (whose `Duration` has a
+/// 32-bit field that, built on the stack and copied as whole words, stalled store
+/// forwarding at ~8 ns a rejection) is built once, where the caller gets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Refusal(u64);
+
+impl Refusal {
+    const OPEN: u64 = 0;
+    const HALF_OPEN_FULL: u64 = 1;
+    const FORCED_OPEN: Refusal = Refusal(2);
+
+    /// Open, `left` ticks to go (ticks are at most 40 bits: no overflow).
+    #[inline]
+    fn open(left: u64) -> Refusal {
+        Refusal((left.min(MAX_TICK) << 2) | Self::OPEN)
+    }
+
+    #[inline]
+    fn half_open_full(left: u64) -> Refusal {
+        Refusal((left.min(MAX_TICK) << 2) | Self::HALF_OPEN_FULL)
+    }
+
+    #[inline]
+    fn rejected(self) -> Rejected {
+        let retry_after = ticks_to_duration(self.0 >> 2);
+        match self.0 & 3 {
+            Self::OPEN => Rejected::Open { retry_after },
+            Self::HALF_OPEN_FULL => Rejected::HalfOpenFull { retry_after },
+            _ => Rejected::ForcedOpen,
+        }
+    }
+}
+
 /// Ticks to time; a tick is one millisecond.
 fn ticks_to_duration(ticks: u64) -> Duration {
     const _: () = assert!(TICK.as_nanos() == 1_000_000);
@@ -459,7 +494,7 @@ impl Shared {
 
     /// The hot path: one load; closed admits without a write.
     #[inline]
-    fn acquire(&self) -> Result<u16, Rejected> {
+    fn acquire(&self) -> Result<u16, Refusal> {
         let s = self.load();
         if s.state_bits() == CLOSED_BITS {
             self.counters.admitted();
@@ -470,8 +505,13 @@ impl Shared {
 
     #[cold]
     #[inline(never)]
-    fn acquire_slow(&self, s: Snapshot) -> Result<u16, Rejected> {
+    fn acquire_slow(&self, s: Snapshot) -> Result<u16, Refusal> {
         let now = self.now_ticks();
+        // Open and before the deadline, the common case while open: a rejection that
+        // changes nothing, decided without the general transition.
+        if let Some(until) = state::open_rejects(s, now) {
+            return Err(self.reject(Refusal::open(until - now)));
+        }
         let (decision, prev, written) = self.update(s, |s| state::acquire(s, now, &self.policy));
         match decision {
             Acquire::Admitted {
@@ -495,23 +535,33 @@ impl Shared {
                 Ok(generation)
             }
             rejected => {
-                let rejection = match rejected {
-                    Acquire::RejectedOpen { until } => Rejected::Open {
-                        retry_after: ticks_to_duration(until.saturating_sub(now)),
-                    },
-                    Acquire::RejectedHalfOpenFull { until } => Rejected::HalfOpenFull {
-                        retry_after: ticks_to_duration(until.saturating_sub(now)),
-                    },
-                    _ => Rejected::ForcedOpen,
-                };
-                self.counters.rejected();
-                if self.call_events {
-                    for l in self.listeners.iter() {
-                        l.on_rejected(&self.name, &rejection);
+                let refusal = match rejected {
+                    Acquire::RejectedOpen { until } => Refusal::open(until.saturating_sub(now)),
+                    Acquire::RejectedHalfOpenFull { until } => {
+                        Refusal::half_open_full(until.saturating_sub(now))
                     }
-                }
-                Err(rejection)
+                    _ => Refusal::FORCED_OPEN,
+                };
+                Err(self.reject(refusal))
             }
+        }
+    }
+
+    /// Counts a rejection and tells the listeners that want per-call events.
+    #[inline]
+    fn reject(&self, refusal: Refusal) -> Refusal {
+        self.counters.rejected();
+        if self.call_events {
+            self.notify_rejected(refusal);
+        }
+        refusal
+    }
+
+    #[inline(never)]
+    fn notify_rejected(&self, refusal: Refusal) {
+        let rejection = refusal.rejected();
+        for l in self.listeners.iter() {
+            l.on_rejected(&self.name, &rejection);
         }
     }
 
@@ -1036,6 +1086,29 @@ mod tests {
             let expected = u64::try_from(d.as_nanos() / 1_000_000).unwrap_or(u64::MAX).min(MAX_TICK);
             prop_assert_eq!(duration_to_ticks(d), expected);
         }
+    }
+
+    #[test]
+    fn refusals_become_the_public_rejections() {
+        assert_eq!(
+            Refusal::open(1_500).rejected(),
+            Rejected::Open {
+                retry_after: Duration::from_millis(1_500)
+            }
+        );
+        assert_eq!(
+            Refusal::half_open_full(0).rejected(),
+            Rejected::HalfOpenFull {
+                retry_after: Duration::ZERO
+            }
+        );
+        assert_eq!(Refusal::FORCED_OPEN.rejected(), Rejected::ForcedOpen);
+        assert_eq!(
+            Refusal::open(u64::MAX).rejected(),
+            Rejected::Open {
+                retry_after: Duration::from_millis(MAX_TICK)
+            }
+        );
     }
 
     #[test]

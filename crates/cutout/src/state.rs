@@ -165,6 +165,8 @@ impl fmt::Display for State {
 
 /// The bits of `State::Closed`: the hot path compares against this.
 pub(crate) const CLOSED_BITS: u64 = State::Closed.to_bits();
+/// The state bits of [`State::Open`].
+pub(crate) const OPEN_BITS: u64 = State::Open.to_bits();
 
 /// A decoded copy of the state word.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -516,6 +518,15 @@ pub(crate) enum Record {
 
 /// Acquire in any state but closed (closed admits without a write and is inlined in the
 /// breaker; it is handled here too so the model and loom can use one function).
+/// If `s` is open and its open time has not ended at `now`, the deadline: an acquire is
+/// rejected and nothing changes. The breaker checks this first, before [`acquire`], to
+/// reject without the general path.
+#[inline]
+pub(crate) fn open_rejects(s: Snapshot, now: u64) -> Option<u64> {
+    let deadline = s.deadline_bits();
+    (s.state_bits() == OPEN_BITS && now < deadline).then_some(deadline)
+}
+
 pub(crate) fn acquire(s: Snapshot, now: u64, p: &Policy) -> (Acquire, Option<Snapshot>) {
     match s.state() {
         State::Closed | State::ForcedClosed => (
@@ -528,9 +539,8 @@ pub(crate) fn acquire(s: Snapshot, now: u64, p: &Policy) -> (Acquire, Option<Sna
         ),
         State::ForcedOpen => (Acquire::RejectedForcedOpen, None),
         State::Open => {
-            let deadline = s.deadline_bits();
-            if now < deadline {
-                return (Acquire::RejectedOpen { until: deadline }, None);
+            if let Some(until) = open_rejects(s, now) {
+                return (Acquire::RejectedOpen { until }, None);
             }
             let generation = s.next_generation();
             let next = half_open_with_probe(generation, s.backoff(), now, p);
