@@ -60,7 +60,7 @@ pub struct CircuitBreaker {
 pub(crate) struct Shared {
     /// The state word (see [`crate::state`]).
     word: AtomicU64,
-    /// Call counters, sharded.
+    /// Lifetime call counters, one slot per thread (see `counters`).
     counters: Counters,
     /// Transitions into open (trips and re-opens); written only by transitions.
     trips: StdAtomicU64,
@@ -343,7 +343,7 @@ impl CircuitBreaker {
     /// Takes a [`stats`](Self::stats) snapshot, sends it to every listener
     /// ([`Listener::on_stats`]) and returns it. Call it where counts are exported on a
     /// schedule: before rendering a metrics scrape, or from a periodic task. Sums the
-    /// sharded counters once; nothing on the call path changes.
+    /// per-thread counters once; nothing on the call path changes.
     ///
     /// ```
     /// use cutout::{CircuitBreaker, Listener, Outcome, Stats};

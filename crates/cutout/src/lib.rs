@@ -43,7 +43,7 @@
 //!
 //! The closed path reads the word once to admit and once to record a success, and writes
 //! nothing when there is nothing to change; it never reads the clock. Lifetime counters are
-//! sharded per thread. No lock, no allocation per call, no `unsafe`.
+//! per thread (a cache line each, written with a plain load and store). No lock, no allocation per call, no `unsafe`.
 //!
 //! # Features
 //!
@@ -81,7 +81,7 @@
 //! trips are updated at the transition, off the call path. The call counts are the one
 //! per-call cost, and `observe::CallCounts` chooses it: `PerCall` (the default of
 //! `Builder::metrics`) increments a shared counter per call; `OnPublish` costs the call
-//! path nothing and copies the breaker's own sharded counters into the metrics when the
+//! path nothing and copies the breaker's own per-thread counters into the metrics when the
 //! application calls [`CircuitBreaker::publish_stats`] (before a scrape, or on a timer).
 //!
 //! ## Tracing

@@ -37,7 +37,7 @@ fn the_counter_sees_allocations() {
 fn no_call_allocates_in_any_state() {
     let clock = ManualClock::new();
     let b = breaker(&clock);
-    // Warm up: the thread's shard index is set on first use.
+    // Warm up: the thread's counter id is assigned on first use.
     b.try_acquire().unwrap().record(Outcome::Success);
 
     let n = allocations_in(|| {

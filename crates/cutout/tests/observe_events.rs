@@ -280,7 +280,7 @@ fn no_event_allocates() {
         .listener(tally.clone())
         .build_with_clock(clock.clone())
         .unwrap();
-    b.try_acquire().unwrap().record(Outcome::Success); // sets the thread's shard
+    b.try_acquire().unwrap().record(Outcome::Success); // assigns the thread's counter id
     let n = allocations_in(|| {
         for _ in 0..100 {
             b.try_acquire().unwrap().record(Outcome::Success);

@@ -137,7 +137,7 @@ impl Health {
 
 impl CircuitBreaker {
     /// A health report: name, state, status (`ok`, or `degraded` while open, half-open or
-    /// forced open), retry time and lifetime counts. Sums the sharded counters once; meant
+    /// forced open), retry time and lifetime counts. Sums the per-thread counters once; meant
     /// for health endpoints, not for the call path.
     ///
     /// ```

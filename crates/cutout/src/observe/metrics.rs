@@ -70,7 +70,7 @@ pub enum CallCounts {
     /// out-of-line outcome path) per call. The default.
     #[default]
     PerCall,
-    /// The counters are set from the breaker's own sharded counters whenever the
+    /// The counters are set from the breaker's own per-thread counters whenever the
     /// application calls [`CircuitBreaker::publish_stats`](crate::CircuitBreaker::publish_stats)
     /// (before rendering a scrape, or every few seconds): the call path pays nothing, and
     /// the counts are as fresh as the last publish.
