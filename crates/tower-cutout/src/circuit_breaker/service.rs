@@ -49,23 +49,16 @@ use crate::reject::{Reject, RejectWithError};
 pub struct CircuitBreaker<S, C = DefaultClassifier, R = RejectWithError> {
     inner: S,
     config: Config<C, R>,
-    /// What `poll_ready` decided for the next `call`.
-    slot: Slot,
-    /// `poll_ready` returned `Ready(Ok)` and `call` has not come yet: the decision in
-    /// `slot` must stand (a ready service stays ready).
+    /// The permit `poll_ready` took for the next `call` (a probe slot when half-open).
+    permit: Option<OwnedPermit>,
+    /// The rejection `poll_ready` decided for the next `call` (fail fast). Never set
+    /// together with `permit`.
+    rejection: Option<cutout::Rejected>,
+    /// `poll_ready` returned `Ready(Ok)` and `call` has not come yet: its decision must
+    /// stand (a ready service stays ready).
     ready: bool,
     /// Backpressure mode's wake-up, made on the first wait and reset after.
     sleep: Option<Pin<Box<Sleep>>>,
-}
-
-/// What `poll_ready` decided for the next `call`.
-enum Slot {
-    /// Nothing decided yet.
-    Empty,
-    /// Admitted: the permit (a probe slot when half-open) is held for `call`.
-    Permit(OwnedPermit),
-    /// Rejected (fail fast): `call` returns the rejection.
-    Rejected(cutout::Rejected),
 }
 
 impl<S> CircuitBreaker<S> {
@@ -87,7 +80,8 @@ impl<S, C, R> CircuitBreaker<S, C, R> {
         Self {
             inner,
             config,
-            slot: Slot::Empty,
+            permit: None,
+            rejection: None,
             ready: false,
             sleep: None,
         }
@@ -167,15 +161,15 @@ where
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // The hot path: nothing reserved, fail fast.
-        if matches!(self.slot, Slot::Empty) && !self.config.backpressure {
+        if self.permit.is_none() && self.rejection.is_none() && !self.config.backpressure {
             match self.config.breaker.try_acquire_owned() {
                 Ok(permit) => {
-                    self.slot = Slot::Permit(permit);
+                    self.permit = Some(permit);
                     return self.poll_inner(cx);
                 }
                 Err(rejection) => {
                     // While open, the inner service is not polled.
-                    self.slot = Slot::Rejected(rejection);
+                    self.rejection = Some(rejection);
                     self.ready = true;
                     return Poll::Ready(Ok(()));
                 }
@@ -187,22 +181,22 @@ where
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         self.ready = false;
-        match std::mem::replace(&mut self.slot, Slot::Empty) {
-            Slot::Permit(permit) => {
-                let slow_deadline = match self.config.slow_call_threshold {
-                    None => None,
-                    Some(threshold) => Instant::now().checked_add(threshold),
-                };
-                ResponseFuture::called(
-                    self.inner.call(request),
-                    permit,
-                    slow_deadline,
-                    self.config.classifier.clone(),
-                    self.config.reject.clone(),
-                )
-            }
-            Slot::Rejected(rejection) => self.rejected(rejection),
-            Slot::Empty => self.call_unreserved(request),
+        if let Some(permit) = self.permit.take() {
+            let slow_deadline = match self.config.slow_call_threshold {
+                None => None,
+                Some(threshold) => Instant::now().checked_add(threshold),
+            };
+            ResponseFuture::called(
+                self.inner.call(request),
+                permit,
+                slow_deadline,
+                self.config.classifier.clone(),
+                self.config.reject.clone(),
+            )
+        } else if let Some(rejection) = self.rejection.take() {
+            self.rejected(rejection)
+        } else {
+            self.call_unreserved(request)
         }
     }
 }
@@ -223,7 +217,7 @@ impl<S, C, R> CircuitBreaker<S, C, R> {
             }
             Poll::Ready(Err(e)) => {
                 // A failed `poll_ready` ends the service: give the permit back now.
-                self.slot = Slot::Empty;
+                self.permit = None;
                 Poll::Ready(Err(self.config.reject.inner_error(e)))
             }
             Poll::Pending => Poll::Pending,
@@ -239,20 +233,19 @@ impl<S, C, R> CircuitBreaker<S, C, R> {
         R: Reject<C::Response, E>,
     {
         loop {
-            match &self.slot {
-                // Ready once: stay ready until `call`.
-                Slot::Rejected(_) => return Poll::Ready(Ok(())),
-                Slot::Permit(_) => {
-                    // The inner service was not ready last time. If the circuit has
-                    // opened since, the permit is stale: give it back and ask again.
-                    if self.ready
-                        || !matches!(self.config.breaker.state(), State::Open | State::ForcedOpen)
-                    {
-                        return self.poll_inner(cx);
-                    }
-                    self.slot = Slot::Empty;
+            // Ready once: stay ready until `call`.
+            if self.rejection.is_some() {
+                return Poll::Ready(Ok(()));
+            }
+            if self.permit.is_some() {
+                // The inner service was not ready last time. If the circuit has opened
+                // since, the permit is stale: give it back and ask again.
+                if self.ready
+                    || !matches!(self.config.breaker.state(), State::Open | State::ForcedOpen)
+                {
+                    return self.poll_inner(cx);
                 }
-                Slot::Empty => {}
+                self.permit = None;
             }
             if self.config.backpressure {
                 if let Some(wait) = self.wait_time() {
@@ -266,7 +259,7 @@ impl<S, C, R> CircuitBreaker<S, C, R> {
             }
             match self.config.breaker.try_acquire_owned() {
                 Ok(permit) => {
-                    self.slot = Slot::Permit(permit);
+                    self.permit = Some(permit);
                     return self.poll_inner(cx);
                 }
                 Err(rejection) => {
@@ -279,7 +272,7 @@ impl<S, C, R> CircuitBreaker<S, C, R> {
                             None => {}
                         }
                     }
-                    self.slot = Slot::Rejected(rejection);
+                    self.rejection = Some(rejection);
                     self.ready = true;
                     return Poll::Ready(Ok(()));
                 }
@@ -344,10 +337,10 @@ impl<S: fmt::Debug, C, R> fmt::Debug for CircuitBreaker<S, C, R> {
         self.config.debug(&mut d);
         d.field(
             "slot",
-            &match &self.slot {
-                Slot::Empty => "empty",
-                Slot::Permit(_) => "permit",
-                Slot::Rejected(_) => "rejected",
+            &match (&self.permit, &self.rejection) {
+                (Some(_), _) => "permit",
+                (None, Some(_)) => "rejected",
+                (None, None) => "empty",
             },
         )
         .field("ready", &self.ready)
