@@ -93,6 +93,9 @@ use node::Node;
 /// The default capacity.
 pub const DEFAULT_CAPACITY: usize = 1024;
 
+/// The most sweeps one insertion makes while other threads' sweeps and insertions race it.
+const MAX_SWEEPS: usize = 4;
+
 type NameFn<K> = Arc<dyn Fn(&K) -> String + Send + Sync>;
 
 /// Breakers by key, built on first use from one template, bounded in number.
@@ -387,10 +390,18 @@ where
     /// Makes room for one more breaker, or says the registry is full of breakers it may
     /// not evict.
     fn make_room(&self, guard: &impl Guard) -> Result<(), KeyedRejected> {
-        if self.map.len() < self.capacity {
-            return Ok(());
+        // Threads sweeping at once claim the same candidates, and a claimed breaker stays
+        // in the map until its claimer removes it; other threads' insertions can take the
+        // room a sweep made. So sweep again (a few times at most) unless a sweep found
+        // nothing evictable at all: a key is refused only when the registry is truly full.
+        for _ in 0..MAX_SWEEPS {
+            if self.map.len() < self.capacity {
+                return Ok(());
+            }
+            if self.sweep(guard) == 0 {
+                break;
+            }
         }
-        self.sweep(guard);
         if self.map.len() < self.capacity {
             Ok(())
         } else {
@@ -401,37 +412,53 @@ where
     }
 
     /// Evicts the least recently used evictable breakers, down to 7/8 of the capacity
-    /// (at least one).
+    /// (at least one), and removes breakers other threads claimed but have not removed yet;
+    /// returns how many breakers it found evictable or claimed, whether or not another
+    /// thread took them first (zero: nothing in the registry can go).
     #[cold]
     #[inline(never)]
-    fn sweep(&self, guard: &impl Guard) {
+    fn sweep(&self, guard: &impl Guard) -> usize {
         self.tick.fetch_add(1, Ordering::AcqRel);
         let keep = self.capacity - self.capacity / 8 - 1;
         let target = self.map.len().saturating_sub(keep).max(1);
-        let mut candidates: Vec<(u64, K, Arc<Node>)> = self
-            .map
-            .iter(guard)
-            .filter(|(_, node)| node.evictable())
-            .map(|(k, node)| (node.seen(), k.clone(), Arc::clone(node)))
-            .collect();
-        candidates.sort_unstable_by_key(|c| c.0);
+        let mut candidates: Vec<(u64, K, Arc<Node>)> = Vec::new();
+        let mut claimed: Vec<(K, Arc<Node>)> = Vec::new();
+        for (key, node) in self.map.iter(guard) {
+            if node.retired() {
+                claimed.push((key.clone(), Arc::clone(node)));
+            } else if node.evictable() {
+                candidates.push((node.seen(), key.clone(), Arc::clone(node)));
+            }
+        }
+        // Breakers another thread claimed but has not removed yet (it may be descheduled
+        // between the two): remove them for it, so they do not hold the room.
         let mut evicted = 0;
+        for (key, node) in &claimed {
+            if self.remove_claimed(key, node, guard) {
+                evicted += 1;
+            }
+        }
+        candidates.sort_unstable_by_key(|c| c.0);
         for (_, key, node) in &candidates {
-            if evicted == target {
+            if evicted >= target {
                 break;
             }
             if self.evict(key, node, guard) {
                 evicted += 1;
             }
         }
+        candidates.len() + claimed.len()
     }
 
     /// Claims `node` for eviction (closed, no user, nothing changed since seen so) and
     /// removes it if `key` still maps to it.
     fn evict(&self, key: &K, node: &Arc<Node>, guard: &impl Guard) -> bool {
-        if !node.retire() {
-            return false;
-        }
+        node.retire() && self.remove_claimed(key, node, guard)
+    }
+
+    /// Removes `node`, claimed for eviction, if `key` still maps to it; counts it evicted
+    /// if this call removed it.
+    fn remove_claimed(&self, key: &K, node: &Arc<Node>, guard: &impl Guard) -> bool {
         let removed = matches!(
             self.map.remove_if(key, |_, v| Arc::ptr_eq(v, node), guard),
             Ok(Some(_))

@@ -79,6 +79,11 @@ impl Node {
         self.seen.load(Ordering::Relaxed)
     }
 
+    /// Claimed for eviction: final; the claimer (or anyone who sees it) removes it.
+    pub(crate) fn retired(&self) -> bool {
+        self.users.load(Ordering::Acquire) & RETIRED != 0
+    }
+
     /// Closed and unused at this moment (a hint; [`retire`](Self::retire) decides).
     pub(crate) fn evictable(&self) -> bool {
         let w = self.users.load(Ordering::Acquire);

@@ -418,3 +418,37 @@ fn a_split_permit_holds_its_breaker_until_the_lease_goes() {
     ok(&r, &2);
     assert_eq!(r.state(&1), None);
 }
+
+#[test]
+fn threads_churning_keys_are_not_refused_while_breakers_are_evictable() {
+    // Each thread holds at most one breaker at a time, so at most THREADS of the 16 are ever
+    // in use: every new key can have room. Sweeps racing each other (claiming the same
+    // candidates) must not make the registry report itself full.
+    let clock = ManualClock::new();
+    let r = registry::<u32>(16, &clock);
+    const THREADS: usize = 4;
+    let barrier = Barrier::new(THREADS);
+    let refused: usize = thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (r, barrier) = (&r, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    let mut refused = 0;
+                    for i in 0..50_000u32 {
+                        let key = (i + t as u32 * 31) % 64;
+                        match r.try_acquire(&key) {
+                            Ok(p) => p.record(Outcome::Success),
+                            Err(KeyedRejected::Full { .. }) => refused += 1,
+                            Err(other) => panic!("{other:?}"),
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(refused, 0);
+    assert!(r.len() <= 16 + THREADS, "{}", r.len());
+}
