@@ -884,3 +884,58 @@ fn the_layer_and_service_debug_without_bounds_on_their_parts() {
     assert!(format!("{svc:?}").starts_with("KeyedCircuitBreaker { inner: 7, key: "));
     assert_eq!(svc.into_inner(), 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_on_two_threads_share_a_small_registry_without_losing_a_call() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+
+    let hosts: Arc<KeyedBreakers<u32>> = Arc::new(
+        KeyedBreakers::builder(cutout::CircuitBreaker::builder().failure_threshold(1_000_000))
+            .capacity(16)
+            .build_with_clock(ManualClock::new())
+            .unwrap(),
+    );
+    let inner = Counted::new(tower::service_fn(|(key, fail): (u32, bool)| async move {
+        tokio::task::yield_now().await;
+        if fail { Err("down") } else { Ok(key) }
+    }));
+    let svc = KeyedCircuitBreakerLayer::new(hosts.clone(), |r: &(u32, bool)| Some(r.0))
+        .layer(inner.clone());
+    send_sync(&svc);
+    let tasks: Vec<_> = (0..8u32)
+        .map(|t| {
+            let mut svc = svc.clone();
+            tokio::spawn(async move {
+                // (calls that failed in the service, calls refused for want of a breaker)
+                let (mut failed, mut refused) = (0, 0);
+                for i in 0..2_000u32 {
+                    let key = (t * 7 + i) % 64;
+                    let future = svc.ready().await.unwrap().call((key, i % 10 == 0));
+                    match future.await {
+                        Ok(k) => assert_eq!(k, key),
+                        Err(e) if e.is::<NoBreaker>() => refused += 1,
+                        Err(e) => {
+                            assert_eq!(e.to_string(), "down");
+                            failed += 1;
+                        }
+                    }
+                }
+                (failed, refused)
+            })
+        })
+        .collect();
+    let (mut failed, mut refused) = (0, 0);
+    for task in tasks {
+        let (f, r) = task.await.unwrap();
+        failed += f;
+        refused += r;
+    }
+    // At most 8 of the 16 breakers are ever in use: no key is refused, and every call
+    // reached the service.
+    assert_eq!(refused, 0);
+    assert_eq!(inner.calls(), 8 * 2_000);
+    assert_eq!(failed, 8 * 200);
+    // At most one breaker over the capacity per thread inserting at once.
+    assert!(hosts.len() <= 16 + 2, "{} breakers", hosts.len());
+    assert!(hosts.evicted() > 0);
+}
