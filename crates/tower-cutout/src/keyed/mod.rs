@@ -70,6 +70,9 @@
 //! `poll_ready` for some key's breaker would hold up requests for every other key behind
 //! one sick host. To route around unhealthy endpoints in a load balancer, put an unkeyed
 //! [`CircuitBreakerLayer`](crate::CircuitBreakerLayer) on each endpoint's service instead.
+//! When a rejected request leaves the inner service ready but uncalled, whatever its
+//! `poll_ready` reserved (a `ConcurrencyLimit` permit, say) stays reserved for the next
+//! call, as tower allows.
 //!
 //! # Classification and rejections
 //!
@@ -95,6 +98,9 @@
 //! [`KeyedCircuitBreakerLayer::new`] to share it with other layers, to watch it
 //! (`state`, `len`, `evicted`), or to force a key's breaker open through a
 //! [`Lease`](cutout_keyed::Lease).
+//! [`ServiceBuilderExt::keyed_circuit_breaker`](crate::ServiceBuilderExt::keyed_circuit_breaker)
+//! and `http_keyed_circuit_breaker` (an [`HttpKeyedCircuitBreakerLayer`]) add a layer
+//! sharing the registry you pass.
 //!
 //! # Costs
 //!

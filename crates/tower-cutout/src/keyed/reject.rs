@@ -18,7 +18,7 @@ use crate::reject::{Reject, RejectWithError};
 /// | [`RejectWithError`] (default) | `Err(Box<error::Rejected>)` | `Err(Box<`[`NoBreaker`]`>)` |
 /// | `http::ServiceUnavailable` | `503` with `Retry-After` | `503` without `Retry-After`, the [`KeyedRejected`] in its extensions |
 /// | `grpc::UnavailableResponse` | `grpc-status: 14` | `grpc-status: 14`, no pushback |
-/// | `grpc::UnavailableError` | `Status::unavailable` (client) | `Status::unavailable`, the [`NoBreaker`] as its source |
+/// | `grpc::UnavailableError` | an error tonic's client reports as `Status::unavailable` | a [`NoBreaker`] whose source is a `Status::unavailable` |
 ///
 /// A custom mode implements this one method too:
 ///
