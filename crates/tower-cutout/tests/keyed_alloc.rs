@@ -1,0 +1,138 @@
+//! Allocations per request through the keyed layer, counted by a counting global allocator
+//! (`stats_alloc`): none on the admitted path once a key has its breaker, whether the key is
+//! a `u64` or an `http::Request`'s authority. One test, no harness, so nothing else
+//! allocates while it counts.
+
+use std::alloc::System;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use cutout::{ManualClock, Outcome};
+use cutout_keyed::KeyedBreakers;
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tower::{Layer, Service, ServiceExt};
+use tower_cutout::http::{HttpClassifier, ServiceUnavailable};
+use tower_cutout::keyed::{Authority, AuthorityKey, KeyedCircuitBreakerLayer};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const CALLS: usize = 1_000;
+
+/// `ready().await` then `call().await`, polled with a no-op waker.
+fn send<R, S: Service<R>>(svc: &mut S, request: R) -> Result<S::Response, S::Error> {
+    let mut future = pin!(async move { svc.ready().await?.call(request).await });
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+/// Allocations over `CALLS` runs of `f`, after as many warm-up runs.
+fn allocations(mut f: impl FnMut() -> bool) -> usize {
+    for _ in 0..CALLS {
+        assert!(f());
+    }
+    let region = Region::new(GLOBAL);
+    for _ in 0..CALLS {
+        assert!(f());
+    }
+    region.change().allocations
+}
+
+fn registry<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
+    clock: &ManualClock,
+    capacity: usize,
+) -> Arc<KeyedBreakers<K>> {
+    Arc::new(
+        KeyedBreakers::builder(
+            cutout::CircuitBreaker::builder()
+                .failure_threshold(1)
+                .open_duration(Duration::from_secs(1)),
+        )
+        .capacity(capacity)
+        .build_with_clock(clock.clone())
+        .unwrap(),
+    )
+}
+
+fn main() {
+    let clock = ManualClock::new();
+    let bare = || tower::service_fn(|x: u64| std::future::ready(Ok::<_, Infallible>(x + 1)));
+
+    let hosts = registry::<u64>(&clock, 16);
+    let mut svc =
+        KeyedCircuitBreakerLayer::new(hosts.clone(), |x: &u64| Some(*x % 4)).layer(bare());
+    let closed = allocations(|| send(&mut svc, 1).is_ok());
+    assert_eq!(closed, 0, "closed success, u64 key, default mode");
+
+    let uri: http::Uri = "http://api.example:8080/v1".parse().unwrap();
+    let get = || {
+        let mut request = http::Request::new(());
+        *request.uri_mut() = uri.clone();
+        request
+    };
+    let hosts = registry::<AuthorityKey>(&clock, 16);
+    let mut svc = KeyedCircuitBreakerLayer::new(hosts.clone(), Authority::new())
+        .classify(HttpClassifier::new())
+        .reject_with(ServiceUnavailable)
+        .layer(tower::service_fn(|_: http::Request<()>| {
+            std::future::ready(Ok::<_, Infallible>(http::Response::new(())))
+        }));
+    let closed_http = allocations(|| send(&mut svc, get()).is_ok());
+    assert_eq!(closed_http, 0, "closed success, Authority key, HTTP mode");
+
+    // Rejections: the default mode boxes one error, as the unkeyed layer does.
+    let hosts = registry::<u64>(&clock, 16);
+    hosts.lease(&1).unwrap().force_open();
+    let mut svc = KeyedCircuitBreakerLayer::new(hosts.clone(), |x: &u64| Some(*x)).layer(bare());
+    let rejected = allocations(|| send(&mut svc, 1).is_err());
+    assert_eq!(
+        rejected, CALLS,
+        "one allocation (the boxed error) per rejection"
+    );
+
+    // A full registry (every breaker open) refuses a new key: one boxed error, and the
+    // sweep that finds nothing to evict allocates nothing.
+    let hosts = registry::<u64>(&clock, 2);
+    for key in [1, 2] {
+        hosts.try_acquire(&key).unwrap().record(Outcome::Failure);
+    }
+    let mut svc = KeyedCircuitBreakerLayer::new(hosts.clone(), |x: &u64| Some(*x)).layer(bare());
+    let full = allocations(|| send(&mut svc, 3).is_err());
+    assert_eq!(
+        full, CALLS,
+        "one allocation (the boxed error) per refused key"
+    );
+
+    // A new key each call, evicting an old one now and then: the cost of a key's breaker.
+    let hosts = registry::<u64>(&clock, 1_000);
+    let mut svc = KeyedCircuitBreakerLayer::new(hosts.clone(), |x: &u64| Some(*x)).layer(bare());
+    let mut key = 0;
+    let new_keys = allocations(|| {
+        key += 1;
+        send(&mut svc, key).is_ok()
+    });
+
+    println!("allocations per request through the keyed layer (over {CALLS}):");
+    println!("  closed success, u64 key:              {}", closed / CALLS);
+    println!(
+        "  closed success, Authority, HTTP mode: {}",
+        closed_http / CALLS
+    );
+    println!(
+        "  rejection, default mode:              {}",
+        rejected / CALLS
+    );
+    println!("  refused, registry full:               {}", full / CALLS);
+    println!(
+        "  a new key each call (evicting):       {:.2}",
+        new_keys as f64 / CALLS as f64
+    );
+}
