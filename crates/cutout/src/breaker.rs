@@ -66,8 +66,6 @@ pub(crate) struct Shared {
     trips: StdAtomicU64,
     /// Results from older generations; written only on that slow path.
     stale: StdAtomicU64,
-    /// Half-open probes admitted; written only on that slow path.
-    probes: StdAtomicU64,
     /// Whether any listener wants per-call events.
     call_events: bool,
     /// Whether any listener wants an event for every recorded outcome.
@@ -119,7 +117,6 @@ impl CircuitBreaker {
                 counters: Counters::new(),
                 trips: StdAtomicU64::new(0),
                 stale: StdAtomicU64::new(0),
-                probes: StdAtomicU64::new(0),
                 call_events,
                 record_events,
                 plain_record,
@@ -333,10 +330,7 @@ impl CircuitBreaker {
             rejected: totals.rejected,
             trips: self.shared.trips.load(std::sync::atomic::Ordering::Relaxed),
             stale: self.shared.stale.load(std::sync::atomic::Ordering::Relaxed),
-            probes: self
-                .shared
-                .probes
-                .load(std::sync::atomic::Ordering::Relaxed),
+            probes: totals.probes,
         }
     }
 
@@ -524,8 +518,7 @@ impl Shared {
                     self.transitioned(prev, next, cause, now);
                 }
                 if probe {
-                    self.probes
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.counters.probe();
                     if self.call_events {
                         for l in self.listeners.iter() {
                             l.on_probe_admitted(&self.name, generation);

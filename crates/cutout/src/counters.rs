@@ -42,7 +42,7 @@ pub(crate) use per_thread::Counters;
 /// One thread's counts (or the shared slot's), indexed by [`Counter`].
 #[derive(Debug, Default)]
 #[repr(align(64))]
-struct Slot([AtomicU64; 5]);
+struct Slot([AtomicU64; 6]);
 
 /// A lifetime counter: its index in a [`Slot`].
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +52,7 @@ enum Counter {
     Failures = 2,
     Ignored = 3,
     Rejected = 4,
+    Probes = 5,
 }
 
 impl Counter {
@@ -78,6 +79,7 @@ impl Slot {
         t.failures += read(Counter::Failures);
         t.ignored += read(Counter::Ignored);
         t.rejected += read(Counter::Rejected);
+        t.probes += read(Counter::Probes);
     }
 }
 
@@ -89,6 +91,7 @@ pub(crate) struct Totals {
     pub(crate) failures: u64,
     pub(crate) ignored: u64,
     pub(crate) rejected: u64,
+    pub(crate) probes: u64,
 }
 
 #[cfg(not(cutout_loom))]
@@ -233,6 +236,11 @@ mod per_thread {
         }
 
         #[inline]
+        pub(crate) fn probe(&self) {
+            self.bump(Counter::Probes);
+        }
+
+        #[inline]
         pub(crate) fn recorded(&self, outcome: Outcome) {
             self.bump(Counter::of(outcome));
         }
@@ -337,6 +345,10 @@ mod one_slot {
 
         pub(crate) fn rejected(&self) {
             self.bump(Counter::Rejected);
+        }
+
+        pub(crate) fn probe(&self) {
+            self.bump(Counter::Probes);
         }
 
         pub(crate) fn recorded(&self, outcome: Outcome) {
