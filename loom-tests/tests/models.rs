@@ -711,3 +711,58 @@ fn old_closed_result_does_not_empty_the_new_window() {
         assert_eq!((s.state, s.trips), (State::Open, 1), "{:?}", f.log.edges());
     });
 }
+
+/// Two failures race over the count window's lap boundary (two slots, the cursor one call
+/// in): one takes the lap's last slot and takes the lap back off the cursor, the other
+/// takes the next lap's first slot before or after that. They must land in the two
+/// different slots, replacing the success (rate 100 %, minimum 2: the breaker trips once,
+/// on both), and the cursor must come out on the ring: after a reset, a success and two
+/// failures trip it again only once the second failure has pushed the success out.
+#[test]
+fn count_window_cursor_wraps_under_racing_calls() {
+    model_with_at_most(2, || {
+        let f = Fixture::new(|b| {
+            b.failure_threshold(100)
+                .sliding_window(SlidingWindow::Calls(2))
+                .failure_rate(1.0)
+                .minimum_calls(2)
+        });
+        assert_eq!(f.breaker.call(|| Ok::<_, ()>(())), Ok(()));
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let breaker = f.breaker.clone();
+                thread::spawn(move || breaker.call(|| Err::<(), _>(())))
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(
+                h.join().expect("no model thread panics"),
+                Err(CallError::Inner(()))
+            );
+        }
+        let two_of_two = Cause::FailureRate {
+            failures: 2,
+            calls: 2,
+        };
+        assert_eq!(f.log.edges(), [(State::Closed, State::Open, two_of_two)]);
+        f.breaker.reset();
+        assert_eq!(f.breaker.call(|| Ok::<_, ()>(())), Ok(()));
+        assert_eq!(
+            f.breaker.call(|| Err::<(), _>(())),
+            Err(CallError::Inner(()))
+        );
+        let w = f.breaker.window_stats().expect("a rate is set");
+        assert_eq!((w.calls, w.failures), (2, 1));
+        assert_eq!(f.breaker.state(), State::Closed);
+        assert_eq!(
+            f.breaker.call(|| Err::<(), _>(())),
+            Err(CallError::Inner(()))
+        );
+        assert_eq!(f.breaker.state(), State::Open);
+        assert_eq!(
+            f.log.edges().last(),
+            Some(&(State::Closed, State::Open, two_of_two))
+        );
+        f.settled(6);
+    });
+}

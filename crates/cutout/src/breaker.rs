@@ -17,7 +17,7 @@ use crate::state::{
     Snapshot, State, TICK,
 };
 use crate::sync::{AtomicU64, Ordering};
-use crate::window::{Call, Window, WindowStats};
+use crate::window::{Call, Claim, Window, WindowStats};
 
 /// A circuit breaker. Cheap to clone: clones share one breaker.
 ///
@@ -603,7 +603,12 @@ impl Shared {
         }
         if let Some(window) = &self.window {
             if current && outcome != Outcome::Ignored {
-                self.feed(window, generation, outcome, timing);
+                // The steady state of a count window (the call's slot already holds its
+                // result) ends in the claim: no clock read, no call.
+                let claimed = window.claim(generation, outcome == Outcome::Failure);
+                if claimed != Claim::Done {
+                    self.feed(window, generation, outcome, timing, claimed);
+                }
             }
         }
     }
@@ -628,10 +633,18 @@ impl Shared {
             + 1
     }
 
-    /// Feeds the sliding window one call of the closed `generation`; trips the circuit if a
-    /// rate policy says so, through the same compare-exchange as every transition.
+    /// Feeds the sliding window one call of the closed `generation`, after
+    /// [`Window::claim`] left it `claimed`; trips the circuit if a rate policy says so,
+    /// through the same compare-exchange as every transition.
     #[inline(never)]
-    fn feed(&self, window: &Window, generation: u16, outcome: Outcome, timing: Timing) {
+    fn feed(
+        &self,
+        window: &Window,
+        generation: u16,
+        outcome: Outcome,
+        timing: Timing,
+        claimed: Claim,
+    ) {
         let p = &window.policy;
         let timed_now = p.times_calls() && matches!(timing, Timing::Since(_));
         let since =
@@ -653,7 +666,7 @@ impl Shared {
             let s = self.load();
             s.state() == State::Closed && s.generation() == generation
         };
-        if let Some(cause) = window.record(generation, call, now, still_current) {
+        if let Some(cause) = window.record(generation, call, now, claimed, still_current) {
             let now = if since.is_some() {
                 now
             } else {
@@ -687,7 +700,7 @@ impl Shared {
                 == (generation as u64) << state::GENERATION_SHIFT
                 && outcome != Outcome::Ignored
             {
-                self.feed(window, generation, outcome, timing);
+                self.feed(window, generation, outcome, timing, Claim::Nothing);
             }
         }
     }

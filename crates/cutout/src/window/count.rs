@@ -22,8 +22,9 @@
 //! | `failures`     | 32..48 | failed calls in the slots, signed 16-bit                  |
 //! | `slow`         | 48..64 | slow calls in the slots, signed 16-bit                    |
 //!
-//! A call takes the next slot from the cursor (a compare-exchange that wraps at `n`), and
-//! replaces that slot. If the slot already holds the same outcome in the same epoch (the steady
+//! A call takes the next slot from the cursor (one `fetch_add`; the last call of each lap
+//! of `n` takes `n` back off, so the cursor stays below `2n` but for stragglers, and its
+//! residue modulo `n` is always the call's ordinal's), and replaces that slot. If the slot already holds the same outcome in the same epoch (the steady
 //! state of a healthy dependency: a success replaces a success), nothing else is written.
 //! Otherwise the slot is replaced by compare-exchange and the difference is added to the
 //! totals. Every slot change is added exactly once, so the totals never drift; they may be
@@ -126,7 +127,26 @@ impl CountWindow {
     /// did not (or the call belongs to a past epoch).
     #[inline]
     pub(crate) fn record(&self, epoch: u64, call: Call) -> Option<Counts> {
-        let slot = self.slots.get(self.next_index())?;
+        self.record_at(self.next_index(), epoch, call)
+    }
+
+    /// Takes the next slot for `call` in `epoch`: `Ok(())` if the slot already holds that
+    /// result (nothing to change, nothing written but the cursor), or the slot's index for
+    /// [`record_at`](Self::record_at) to finish with.
+    #[inline]
+    pub(crate) fn claim(&self, epoch: u64, call: Call) -> Result<(), usize> {
+        let index = self.next_index();
+        let new = (epoch << BITS_WIDTH) | call.bits();
+        match self.slots.get(index) {
+            Some(slot) if slot.load(Ordering::Relaxed) != new => Err(index),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records one call in `epoch` in the slot at `index`, taken from the cursor.
+    #[inline]
+    pub(crate) fn record_at(&self, index: usize, epoch: u64, call: Call) -> Option<Counts> {
+        let slot = self.slots.get(index)?;
         let new = (epoch << BITS_WIDTH) | call.bits();
         let old = slot.load(Ordering::Relaxed);
         if old == new {
@@ -135,24 +155,31 @@ impl CountWindow {
         self.replace(slot, old, new, epoch, call)
     }
 
-    /// Takes the next slot index, wrapping at the window's size (a compare-exchange rather
-    /// than a `fetch_add` and a division: the same one atomic write, no divide).
+    /// Takes the next slot index: one `fetch_add` on the cursor, whose value is the call's
+    /// ordinal minus a multiple of `n`, so its residue modulo `n` is the ordinal's. Below
+    /// `n - 1` (all but one call in `n`, sequentially) it is the index itself: no division.
     #[inline]
     fn next_index(&self) -> usize {
-        let n = self.slots.len() as u64;
-        let mut current = self.cursor.0.load(Ordering::Relaxed);
-        loop {
-            let next = if current + 1 >= n { 0 } else { current + 1 };
-            match self.cursor.0.compare_exchange_weak(
-                current,
-                next,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return current as usize,
-                Err(actual) => current = actual,
-            }
+        let last = self.slots.len() as u64 - 1;
+        let c = self.cursor.0.fetch_add(1, Ordering::Relaxed);
+        if c < last {
+            return c as usize;
         }
+        self.wrap(c, last + 1)
+    }
+
+    /// The index of cursor value `c >= n - 1`. The call whose residue is `n - 1`, the last
+    /// of its lap, takes `n` back off the cursor (it never goes below zero: the lap's `n`
+    /// calls have been counted), keeping it small. Values past `n` (calls that came
+    /// before that subtraction landed) take their residue.
+    #[cold]
+    #[inline(never)]
+    fn wrap(&self, c: u64, n: u64) -> usize {
+        let index = c % n;
+        if index == n - 1 {
+            self.cursor.0.fetch_sub(n, Ordering::Relaxed);
+        }
+        index as usize
     }
 
     #[inline(never)]
@@ -347,6 +374,57 @@ mod tests {
         assert_eq!(w.record(e + 1, F), Some(c(1, 1, 0)));
         assert_eq!(w.counts(e + 1), c(1, 1, 0));
         assert_eq!(w.counts(e), c(0, 0, 0));
+    }
+
+    #[test]
+    fn the_cursor_walks_the_ring_and_takes_each_lap_back_off() {
+        for n in [1u32, 2, 3, 7] {
+            let w = CountWindow::new(n);
+            for ordinal in 0..5 * n as u64 {
+                assert_eq!(w.next_index() as u64, ordinal % n as u64, "n {n}");
+                // The lap's last call took the lap back off: the cursor stays on the ring.
+                assert_eq!(w.cursor.0.load(Ordering::Relaxed), (ordinal + 1) % n as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn stragglers_past_the_lap_take_their_residue() {
+        // Calls that took the cursor past `n` before the lap's last call took `n` back off
+        // (under concurrency): each takes its ordinal's residue, and only a lap's last
+        // call subtracts, once per lap.
+        let w = CountWindow::new(3);
+        w.cursor.0.store(8, Ordering::Relaxed);
+        assert_eq!(w.wrap(3, 3), 0);
+        assert_eq!(w.wrap(4, 3), 1);
+        assert_eq!(w.cursor.0.load(Ordering::Relaxed), 8);
+        assert_eq!(w.wrap(5, 3), 2);
+        assert_eq!(w.cursor.0.load(Ordering::Relaxed), 5);
+        assert_eq!(w.wrap(2, 3), 2);
+        assert_eq!(w.cursor.0.load(Ordering::Relaxed), 2);
+        assert_eq!(w.next_index(), 2);
+        assert_eq!(w.cursor.0.load(Ordering::Relaxed), 0);
+        assert_eq!(w.next_index(), 0);
+    }
+
+    #[test]
+    fn a_claim_settles_only_a_result_the_slot_already_holds() {
+        let w = CountWindow::new(2);
+        // Empty slots: each claim leaves its slot to `record_at`.
+        assert_eq!(w.claim(1, S), Err(0));
+        assert_eq!(w.record_at(0, 1, S), Some(c(1, 0, 0)));
+        assert_eq!(w.claim(1, F), Err(1));
+        assert_eq!(w.record_at(1, 1, F), Some(c(2, 1, 0)));
+        // Slot 0 holds a success of epoch 1: a success is settled by the claim.
+        assert_eq!(w.claim(1, S), Ok(()));
+        assert_eq!(w.counts(1), c(2, 1, 0));
+        // Slot 1 holds a failure: a success is not.
+        assert_eq!(w.claim(1, S), Err(1));
+        assert_eq!(w.record_at(1, 1, S), Some(c(2, 0, 0)));
+        // Slot 0 holds epoch 1's success: epoch 2's success is not the same result.
+        assert_eq!(w.claim(2, S), Err(0));
+        assert_eq!(w.record_at(0, 2, S), Some(c(1, 0, 0)));
+        assert_eq!(w.counts(2), c(1, 0, 0));
     }
 
     proptest! {

@@ -56,8 +56,8 @@
 //! below the minimum volume), and use memory fixed by the configuration: 8 bytes a slot,
 //! 24 bytes a bucket and a few cache lines besides, never more with traffic (a breaker
 //! without a rate policy pays one pointer). In the steady state of a healthy dependency, a
-//! count window costs one compare-exchange per call (its cursor) and a time window one
-//! compare-exchange plus the clock read.
+//! count window costs one `fetch_add` per call (its cursor) and two loads, with no clock
+//! read, and a time window one compare-exchange plus the clock read.
 //!
 //! # What is counted
 //!
@@ -308,8 +308,23 @@ impl WindowPolicy {
 /// A breaker's window: the policy and the counters.
 pub(crate) struct Window {
     pub(crate) policy: WindowPolicy,
+    /// A count window without a slow-call rate: [`claim`](Window::claim) can settle a call
+    /// from its outcome alone.
+    quick: bool,
     control: Control,
     kind: Kind,
+}
+
+/// What [`Window::claim`] did with a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// Recorded: its slot already held the same result, so no count changed.
+    Done,
+    /// The count window's slot at `index` is the call's, in `epoch`: [`Window::record`]
+    /// finishes the call there.
+    Slot { epoch: u64, index: usize },
+    /// Nothing done: [`Window::record`] does it all.
+    Nothing,
 }
 
 enum Kind {
@@ -335,28 +350,64 @@ impl Window {
             } => Kind::Time(TimeWindow::new(width_ticks, buckets)),
         };
         Window {
+            quick: matches!(kind, Kind::Calls(_)) && policy.slow_rate.is_none(),
             policy,
             control: Control::new(),
             kind,
         }
     }
 
+    /// The fast path of a call of `generation` that `failed` or not: in a count window
+    /// without a slow-call rate, takes the call's slot, and settles the call there if the
+    /// slot already holds the same result (the steady state: a success replaces a success).
+    /// One load of the epoch, the cursor's `fetch_add` and one load of the slot; no clock,
+    /// no call. A window on another generation, or of another kind, is left to
+    /// [`record`](Self::record).
+    #[inline]
+    pub(crate) fn claim(&self, generation: u16, failed: bool) -> Claim {
+        let Kind::Calls(w) = &self.kind else {
+            return Claim::Nothing;
+        };
+        if !self.quick {
+            return Claim::Nothing;
+        }
+        let Some(epoch) = self.control.peek(generation) else {
+            return Claim::Nothing;
+        };
+        let call = Call {
+            failed,
+            slow: false,
+        };
+        match w.claim(epoch, call) {
+            Ok(()) => Claim::Done,
+            Err(index) => Claim::Slot { epoch, index },
+        }
+    }
+
     /// Feed one call of a closed period of `generation`, finished at tick `now` (read only
-    /// by time windows). `still_current` says whether `generation` is still the breaker's
-    /// closed generation; it is asked before the window moves to a new epoch. Returns the
-    /// cause to trip for, if the window says so.
+    /// by time windows), after [`claim`](Self::claim) left it `claimed` (`Claim::Nothing`
+    /// if it was not asked). `still_current` says whether `generation` is still the
+    /// breaker's closed generation; it is asked before the window moves to a new epoch.
+    /// Returns the cause to trip for, if the window says so.
     #[inline]
     pub(crate) fn record(
         &self,
         generation: u16,
         call: Call,
         now: u64,
+        claimed: Claim,
         still_current: impl Fn() -> bool,
     ) -> Option<Cause> {
-        let epoch = self.control.epoch(generation, still_current)?;
-        let counts = match &self.kind {
-            Kind::Calls(w) => w.record(epoch, call)?,
-            Kind::Time(w) => w.record(epoch, call, now)?,
+        let counts = match (claimed, &self.kind) {
+            (Claim::Done, _) => return None,
+            (Claim::Slot { epoch, index }, Kind::Calls(w)) => w.record_at(index, epoch, call)?,
+            (_, kind) => {
+                let epoch = self.control.epoch(generation, still_current)?;
+                match kind {
+                    Kind::Calls(w) => w.record(epoch, call)?,
+                    Kind::Time(w) => w.record(epoch, call, now)?,
+                }
+            }
         };
         match self.policy.judge(counts) {
             Verdict::Trip(cause) => Some(cause),
@@ -451,6 +502,7 @@ impl Control {
         }
     }
 
+    #[inline]
     fn peek(&self, generation: u16) -> Option<u64> {
         let c = self.word.load(Ordering::Acquire);
         (c & GENERATION_MASK == generation as u64).then_some(c >> GENERATION_BITS)
@@ -580,6 +632,57 @@ mod tests {
             slow_only.judge(counts(9, 9, 9)),
             Verdict::Trip(Cause::SlowCallRate { slow: 9, calls: 9 })
         );
+    }
+
+    #[test]
+    fn claims_settle_only_unchanged_calls_of_a_plain_count_window() {
+        let p = policy(Some(0.5), None, 2);
+        let w = Window::new(p.clone());
+        // The window is on generation 0, epoch 1.
+        assert_eq!(w.claim(3, false), Claim::Nothing);
+        assert_eq!(w.claim(0, false), Claim::Slot { epoch: 1, index: 0 });
+        let s = Call {
+            failed: false,
+            slow: false,
+        };
+        let f = Call {
+            failed: true,
+            slow: false,
+        };
+        let claimed = Claim::Slot { epoch: 1, index: 0 };
+        assert_eq!(w.record(0, s, 0, claimed, || unreachable!()), None);
+        assert_eq!(w.counts(0, 0), counts(1, 0, 0));
+        for index in 1..10 {
+            let claimed = w.claim(0, false);
+            assert_eq!(claimed, Claim::Slot { epoch: 1, index });
+            assert_eq!(w.record(0, s, 0, claimed, || unreachable!()), None);
+        }
+        // Slot 0 holds a success: the next success is settled by the claim.
+        assert_eq!(w.claim(0, false), Claim::Done);
+        assert_eq!(w.record(0, s, 0, Claim::Done, || unreachable!()), None);
+        assert_eq!(w.counts(0, 0), counts(10, 0, 0));
+        // A failure in slot 1 of 10: below 50 %.
+        let claimed = w.claim(0, true);
+        assert_eq!(claimed, Claim::Slot { epoch: 1, index: 1 });
+        assert_eq!(w.record(0, f, 0, claimed, || unreachable!()), None);
+        assert_eq!(w.counts(0, 0), counts(10, 1, 0));
+        // A claim moves no window to a new generation; `record` does, when asked.
+        assert_eq!(w.record(3, f, 0, Claim::Nothing, || true), None);
+        assert_eq!(w.counts(3, 0), counts(1, 1, 0));
+
+        // With a slow-call rate, or in a time window, the claim leaves everything to
+        // `record`, which needs the call's time.
+        let slow = Window::new(policy(None, Some(0.5), 2));
+        assert_eq!(slow.claim(0, false), Claim::Nothing);
+        let time = Window::new(WindowPolicy {
+            shape: Shape::Time {
+                width_ticks: 10,
+                buckets: 2,
+            },
+            ..p
+        });
+        assert_eq!(time.claim(0, false), Claim::Nothing);
+        assert_eq!(time.counts(0, 0), counts(0, 0, 0));
     }
 
     #[test]
