@@ -57,7 +57,9 @@
 //! the breaker's user count around the breaker's own call. [`try_acquire`] and
 //! [`lease`](KeyedBreakers::lease) also clone reference counts, so that the permit or lease
 //! can outlive the lookup (across an `.await`). Nothing allocates per call once a key's
-//! breaker exists.
+//! breaker exists. The map is sized for the capacity when the registry is built (up to
+//! 65 536 breakers; about 18 KB of table for the default 1 024), so that lookups stay short
+//! however full the registry gets.
 //!
 //! [`try_acquire`]: KeyedBreakers::try_acquire
 
@@ -95,6 +97,10 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 
 /// The most sweeps one insertion makes while other threads' sweeps and insertions race it.
 const MAX_SWEEPS: usize = 4;
+
+/// The largest capacity the map is sized for when built (about 1.2 MB of table); a larger
+/// registry grows its table as keys arrive.
+const PRESIZE_MAX: usize = 1 << 16;
 
 type NameFn<K> = Arc<dyn Fn(&K) -> String + Send + Sync>;
 
@@ -192,7 +198,12 @@ where
         // Every key's breaker is this template with another name: check it once.
         self.template.clone().build_with_clock(clock.clone())?;
         Ok(KeyedBreakers {
-            map: papaya::HashMap::with_hasher(self.hasher),
+            // Sized for the capacity up front (up to a limit): the table stays sparse, so
+            // lookups probe a slot or two, and it never resizes while the registry fills.
+            map: papaya::HashMap::with_capacity_and_hasher(
+                self.capacity.min(PRESIZE_MAX),
+                self.hasher,
+            ),
             template: self.template,
             clock,
             name: self.name,
