@@ -108,10 +108,10 @@
 //! reference count and a scan of the authority's bytes; an allocation only for a `Host`
 //! header or an authority to clean up), one hash and lock-free lookup, and the atomic
 //! increments that hold the key's breaker while the call runs. Nothing else allocates once
-//! a key's breaker exists. On a loaded 2-core VM (fastest batch, one thread, `benches/tower.rs`)
-//! that was 17-25 ns over the unkeyed layer for a `u64` key and 50-100 ns for an
-//! `http::Request` keyed by [`Authority`] (the authority's reference count and a longer
-//! key to hash). [`AuthorityKey`] hashes its bytes in one write, so the default (DoS-resistant)
+//! a key's breaker exists. On a loaded 2-core VM (fastest batch, one thread,
+//! `benches/tower.rs`) that was 17-25 ns over the unkeyed layer for a `u64` key and
+//! 50-100 ns for an `http::Request` keyed by [`Authority`] (the authority's reference count
+//! and a longer key to hash). [`AuthorityKey`] hashes its bytes in one write, so the default (DoS-resistant)
 //! SipHash hasher costs about what it does for a `&str`; keep it for keys from untrusted
 //! input, else a fast one ([`KeyedBuilder::hasher`](cutout_keyed::KeyedBuilder::hasher))
 //! saves most of the hash.
