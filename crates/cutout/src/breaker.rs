@@ -568,7 +568,8 @@ impl Shared {
     /// [`record`](Self::record), feeding the sliding window (if any) with the call's time.
     ///
     /// The common case inline: closed, same generation, nothing to change in the word, no
-    /// window and no listener that wants outcomes. The rest out of line.
+    /// listener that wants outcomes, and no window (or a count window whose claim settles
+    /// a success). The rest out of line.
     #[inline(always)]
     fn record_timed(&self, generation: u16, outcome: Outcome, timing: Timing) {
         self.counters.recorded(outcome);
@@ -580,6 +581,17 @@ impl Shared {
             && (outcome == Outcome::Ignored
                 || (outcome == Outcome::Success && s.failures_bits() == 0));
         if !(unchanged && self.plain_record) {
+            if unchanged && !self.record_events && outcome == Outcome::Success {
+                if let Some(window) = &self.window {
+                    // Nothing to write to the word and no one to tell: only the window to
+                    // feed. A count window's steady state ends in the claim, inline.
+                    let claimed = window.claim(generation, false);
+                    if claimed != Claim::Done {
+                        self.feed(window, generation, outcome, timing, claimed);
+                    }
+                    return;
+                }
+            }
             self.record_rest(s, unchanged, current, generation, outcome, timing);
         }
     }
