@@ -10,7 +10,7 @@ pub(crate) mod cases;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
-use std::sync::Barrier;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -109,13 +109,35 @@ pub(crate) fn on_threads<S, R>(
     init: impl Fn() -> S + Sync,
     step: impl Fn(&mut S) -> R + Sync,
 ) -> Duration {
-    let barrier = Barrier::new(threads);
+    // A spinning barrier: with a sleeping one (`std::sync::Barrier`) the last thread runs
+    // ahead while the others are still being woken, and two threads barely overlap (a
+    // shared `fetch_add` then measured the same on 2 threads as on 1).
+    let arrived = AtomicUsize::new(0);
+    // One thread per core where the OS allows it: two threads left to the scheduler (and
+    // under `chrt -f`) were seen taking turns on one core, which hides all contention.
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
+            .map(|i| {
+                let core = cores.get(i % cores.len().max(1)).copied();
+                let (init, step, arrived) = (&init, &step, &arrived);
+                scope.spawn(move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core);
+                    }
                     let mut state = init();
-                    barrier.wait();
+                    arrived.fetch_add(1, Ordering::AcqRel);
+                    // Yielding now and then: under `chrt -f` a thread that only spins can
+                    // keep the one it waits for off its CPU.
+                    let mut spins = 0u32;
+                    while arrived.load(Ordering::Acquire) < threads {
+                        spins = spins.wrapping_add(1);
+                        if spins % 1024 == 0 {
+                            std::thread::yield_now();
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
                     let start = Instant::now();
                     for _ in 0..iters {
                         black_box(step(&mut state));
