@@ -3,22 +3,22 @@
 //!
 //! # Design
 //!
-//! Every thread that touches a breaker is given a small process-wide id (0, 1, 2, ... with
-//! ids of exited threads reused, smallest first). A breaker keeps one [`Slot`] of counters
-//! per id; only the thread holding an id writes its slot, so an increment is a plain load
-//! and store (no `lock`-prefixed instruction, no contended line), and a read sums every
-//! slot. Slots live in buckets of 1, 2, 4, 8, ... slots, allocated the first time a thread
-//! whose id falls in the bucket counts on this breaker: memory grows with the number of
-//! threads that used the breaker, never with traffic.
+//! Every thread that counts is given a small process-wide id (0, 1, 2, ... with ids of
+//! exited threads reused, smallest first, so ids stay dense). A breaker keeps a fixed array
+//! of [`Slot`]s, twice the machine's parallelism (at least 16, at most 1024; 2 KiB on a
+//! machine of up to 8 CPUs), allocated when the breaker is built: memory is fixed by the
+//! machine, never by traffic. Only the thread holding id `i` writes slot `i`, so an
+//! increment is a plain load and store (no `lock`-prefixed instruction, no contended
+//! line), and a read sums every slot.
 //!
 //! A slot outlives its thread: when a thread exits, its id goes back to the pool (the lock
 //! on the pool orders the old thread's last write before the next owner's first), and the
 //! next thread given that id adds to the same counts, so nothing is lost.
 //!
-//! A thread with no usable id counts with `fetch_add` on one shared slot: a thread that
+//! A thread with no slot of its own counts with `fetch_add` on one shared slot: threads
+//! whose id is past the array (more threads alive at once than slots), and a thread that
 //! counts while it is being torn down (a permit dropped by another thread-local's
-//! destructor after the id was returned), and threads beyond the first [`MAX_IDS`] alive
-//! at once. Every path is panic-free.
+//! destructor after the id was returned). Every path is panic-free.
 //!
 //! Sums are exact once calls are quiet; during traffic a read may see one counter ahead of
 //! another.
