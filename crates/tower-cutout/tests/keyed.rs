@@ -518,49 +518,24 @@ fn the_authority_key_is_host_and_port_without_user_info_or_default_port() {
         format!("{:?}", key("a.example")),
         "AuthorityKey(\"a.example\")"
     );
-    assert_eq!(
-        extract("http://a.example:80/").as_deref(),
-        Some("a.example")
-    );
-    assert_eq!(
-        extract("https://a.example:443/").as_deref(),
-        Some("a.example")
-    );
-    assert_eq!(
-        extract("http://a.example:443/").as_deref(),
-        Some("a.example:443")
-    );
-    assert_eq!(
-        extract("https://a.example:80/").as_deref(),
-        Some("a.example:80")
-    );
-    assert_eq!(
-        extract("http://user:secret@a.example:8080/").as_deref(),
-        Some("a.example:8080")
-    );
-    assert_eq!(
-        extract("http://user@a.example/").as_deref(),
-        Some("a.example")
-    );
-    assert_eq!(extract("http://[::1]:8080/").as_deref(), Some("[::1]:8080"));
-    assert_eq!(extract("http://[::1]:80/").as_deref(), Some("[::1]"));
-    assert_eq!(extract("http://a.example:/").as_deref(), Some("a.example"));
-    assert_eq!(
-        extract("http://a.example:080/").as_deref(),
-        Some("a.example")
-    );
-    assert_eq!(
-        extract("http://a.example:0/").as_deref(),
-        Some("a.example:0")
-    );
-    assert_eq!(
-        extract("https://a.example:08443/").as_deref(),
-        Some("a.example:8443")
-    );
-    assert_eq!(
-        extract("ftp://a.example:80/").as_deref(),
-        Some("a.example:80")
-    );
+    // The scheme's default port, user info and leading zeros of the port are dropped.
+    for (uri, want) in [
+        ("http://a.example:80/", "a.example"),
+        ("https://a.example:443/", "a.example"),
+        ("http://a.example:443/", "a.example:443"),
+        ("https://a.example:80/", "a.example:80"),
+        ("http://user:secret@a.example:8080/", "a.example:8080"),
+        ("http://user@a.example/", "a.example"),
+        ("http://[::1]:8080/", "[::1]:8080"),
+        ("http://[::1]:80/", "[::1]"),
+        ("http://a.example:/", "a.example"),
+        ("http://a.example:080/", "a.example"),
+        ("http://a.example:0/", "a.example:0"),
+        ("https://a.example:08443/", "a.example:8443"),
+        ("ftp://a.example:80/", "a.example:80"),
+    ] {
+        assert_eq!(extract(uri).as_deref(), Some(want), "{uri}");
+    }
     assert_eq!(extract("/path"), None);
     let mut host = get_req("/path");
     host.headers_mut()
