@@ -37,30 +37,55 @@ const TIME: SlidingWindow = SlidingWindow::Time {
     buckets: 10,
 };
 
-fn cases() -> Vec<(&'static str, CircuitBreaker)> {
+/// The time window on the real clock: buckets of 10 ms, so that a bucket sees ~10^5 calls
+/// at benchmark rates and never fills (a full bucket stops counting and would hide the
+/// bucket's compare-exchange).
+const TIME_REAL: SlidingWindow = SlidingWindow::Time {
+    span: Duration::from_secs(1),
+    buckets: 100,
+};
+
+/// Calls between steps of the manual clocks: 1 ms every 1024 calls moves a 1 s bucket on
+/// after 1,024,000 calls, before it fills (1,048,575), so every call pays the bucket's
+/// compare-exchange as in a real service; the steps cost every row the same.
+const CALLS_PER_STEP: u32 = 1024;
+
+/// A breaker to measure and the manual clock the benchmark steps (a detached one for the
+/// breaker on the real clock, so that every row runs the same loop).
+fn cases() -> Vec<(&'static str, CircuitBreaker, ManualClock)> {
+    let manual = |window| {
+        let clock = ManualClock::new();
+        (with_window(window, clock.clone()), clock)
+    };
+    let case = |name, (cb, clock)| (name, cb, clock);
     vec![
-        ("no_window", with_window(None, ManualClock::new())),
+        case("no_window", manual(None)),
+        case("count_window_100", manual(Some(COUNT))),
+        case("time_window_10x1s_manual_clock", manual(Some(TIME))),
         (
-            "count_window_100",
-            with_window(Some(COUNT), ManualClock::new()),
+            "time_window_100x10ms_monotonic_clock",
+            with_window(Some(TIME_REAL), MonotonicClock::new()),
+            ManualClock::new(),
         ),
-        (
-            "time_window_10x1s_manual_clock",
-            with_window(Some(TIME), ManualClock::new()),
-        ),
-        (
-            "time_window_10x1s_monotonic_clock",
-            with_window(Some(TIME), MonotonicClock::new()),
-        ),
-        (
-            "slow_call_rate_count_window_manual_clock",
-            CircuitBreaker::builder()
+        case("slow_call_rate_count_window_manual_clock", {
+            let clock = ManualClock::new();
+            let cb = CircuitBreaker::builder()
                 .sliding_window(COUNT)
                 .slow_call_rate(0.5, Duration::from_secs(1))
-                .build_with_clock(ManualClock::new())
-                .expect("valid"),
-        ),
+                .build_with_clock(clock.clone())
+                .expect("valid");
+            (cb, clock)
+        }),
     ]
+}
+
+/// Steps `clock` by 1 ms every [`CALLS_PER_STEP`] calls.
+#[inline]
+fn step_clock(clock: &ManualClock, calls: &mut u32) {
+    *calls = calls.wrapping_add(1);
+    if *calls % CALLS_PER_STEP == 0 {
+        clock.advance(Duration::from_millis(1));
+    }
 }
 
 #[inline]
@@ -148,20 +173,28 @@ fn single_thread(c: &mut Criterion) {
         b.iter(|| floor::load_call_load(&word))
     });
 
-    for (name, cb) in cases() {
+    for (name, cb, clock) in cases() {
         assert!(call_ok(&cb));
+        let mut calls = 0;
         g.bench_function(BenchmarkId::new("closed_success", name), |b| {
-            b.iter(|| call_ok(&cb))
+            b.iter(|| {
+                step_clock(&clock, &mut calls);
+                call_ok(&cb)
+            })
         });
     }
-    for (name, cb) in cases().into_iter().take(3) {
+    for (name, cb, clock) in cases().into_iter().take(3) {
         let mut step = 0;
         for _ in 0..1_000 {
             call_mixed(&cb, &mut step);
         }
         assert_eq!(cb.state(), cutout::State::Closed);
+        let mut calls = 0;
         g.bench_function(BenchmarkId::new("one_in_ten_fails", name), |b| {
-            b.iter(|| call_mixed(&cb, &mut step))
+            b.iter(|| {
+                step_clock(&clock, &mut calls);
+                call_mixed(&cb, &mut step)
+            })
         });
     }
 
@@ -225,10 +258,22 @@ fn two_threads(c: &mut Criterion) {
                 )
             })
         });
-        for (name, cb) in cases().into_iter().take(3) {
+        for (name, cb, clock) in cases().into_iter().take(3) {
             g.bench_function(
                 BenchmarkId::new(format!("closed_success_{name}"), threads),
-                |b| b.iter_custom(|iters| on_threads(threads, iters, || (), |_| call_ok(&cb))),
+                |b| {
+                    b.iter_custom(|iters| {
+                        on_threads(
+                            threads,
+                            iters,
+                            || 0u32,
+                            |calls| {
+                                step_clock(&clock, calls);
+                                call_ok(&cb)
+                            },
+                        )
+                    })
+                },
             );
         }
         let hosts = hosts();

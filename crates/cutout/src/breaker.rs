@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::time::Duration;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Elapsed, whole_millis};
 use crate::config::Builder;
 use crate::counters::Counters;
 use crate::error::{CallError, Rejected};
@@ -77,8 +77,8 @@ pub(crate) struct Shared {
     window: Option<Box<Window>>,
     /// Whether permits are timed (a slow-call rate is set).
     times_calls: bool,
-    origin: Duration,
-    clock: Arc<dyn Clock>,
+    /// The clock, read as the time since the breaker was built.
+    elapsed: Elapsed,
     listeners: Box<[Arc<dyn Listener>]>,
     name: Arc<str>,
 }
@@ -90,7 +90,7 @@ impl CircuitBreaker {
     }
 
     pub(crate) fn from_parts(builder: Builder, mut policy: Policy, clock: Arc<dyn Clock>) -> Self {
-        let origin = clock.now();
+        let (elapsed, origin) = Elapsed::start(clock);
         let mut builder = builder;
         // Listeners that needed the final name (see `Builder::listener_with`).
         for make in std::mem::take(&mut builder.named_listeners) {
@@ -121,8 +121,7 @@ impl CircuitBreaker {
                 record_events,
                 plain_record,
                 policy,
-                origin,
-                clock,
+                elapsed,
                 listeners: builder.listeners.into_boxed_slice(),
                 name: builder.name,
             }),
@@ -373,7 +372,7 @@ impl CircuitBreaker {
 
     /// The breaker's clock reading, since the breaker was built.
     pub fn elapsed(&self) -> Duration {
-        self.shared.clock.now().saturating_sub(self.shared.origin)
+        self.shared.elapsed.now()
     }
 
     /// Whether `self` and `other` are handles to one breaker.
@@ -402,13 +401,7 @@ pub(crate) fn default_classify<T, E>(result: &Result<T, E>) -> Outcome {
 
 /// Time since the origin to ticks, saturating at `MAX_TICK`.
 fn duration_to_ticks(elapsed: Duration) -> u64 {
-    // Whole milliseconds without a 128-bit division (a tick is one millisecond).
-    const _: () = assert!(TICK.as_nanos() == 1_000_000);
-    elapsed
-        .as_secs()
-        .saturating_mul(1_000)
-        .saturating_add(elapsed.subsec_millis() as u64)
-        .min(MAX_TICK)
+    whole_millis(elapsed).min(MAX_TICK)
 }
 
 /// How long a call took, as far as the breaker knows.
@@ -482,8 +475,11 @@ impl Shared {
     }
 
     /// Ticks since the breaker was built, saturating at `MAX_TICK`.
+    #[inline]
     fn now_ticks(&self) -> u64 {
-        duration_to_ticks(self.clock.now().saturating_sub(self.origin))
+        // A tick is one millisecond.
+        const _: () = assert!(TICK.as_nanos() == 1_000_000);
+        self.elapsed.millis().min(MAX_TICK)
     }
 
     /// The hot path: one load; closed admits without a write.
@@ -584,8 +580,8 @@ impl Shared {
             if unchanged && !self.record_events && outcome == Outcome::Success {
                 if let Some(window) = &self.window {
                     // Nothing to write to the word and no one to tell: only the window to
-                    // feed. A count window's steady state ends in the claim, inline.
-                    let claimed = window.claim(generation, false);
+                    // feed. A window's steady state ends in the claim, inline.
+                    let claimed = window.claim(generation, false, || self.now_ticks());
                     if claimed != Claim::Done {
                         self.feed(window, generation, outcome, timing, claimed);
                     }
@@ -617,7 +613,8 @@ impl Shared {
             if current && outcome != Outcome::Ignored {
                 // The steady state of a count window (the call's slot already holds its
                 // result) ends in the claim: no clock read, no call.
-                let claimed = window.claim(generation, outcome == Outcome::Failure);
+                let claimed =
+                    window.claim(generation, outcome == Outcome::Failure, || self.now_ticks());
                 if claimed != Claim::Done {
                     self.feed(window, generation, outcome, timing, claimed);
                 }
@@ -638,7 +635,7 @@ impl Shared {
 
     #[inline(never)]
     fn start_now(&self) -> u64 {
-        let nanos = self.clock.now().saturating_sub(self.origin).as_nanos();
+        let nanos = self.elapsed.now().as_nanos();
         u64::try_from(nanos)
             .unwrap_or(u64::MAX - 1)
             .min(u64::MAX - 1)
@@ -659,8 +656,7 @@ impl Shared {
     ) {
         let p = &window.policy;
         let timed_now = p.times_calls() && matches!(timing, Timing::Since(_));
-        let since =
-            (p.needs_time() || timed_now).then(|| self.clock.now().saturating_sub(self.origin));
+        let since = (p.needs_time() || timed_now).then(|| self.elapsed.now());
         let slow = p.times_calls()
             && match timing {
                 Timing::Untimed => false,

@@ -29,11 +29,39 @@ use std::time::{Duration, Instant};
 pub trait Clock: Send + Sync + 'static {
     /// The time elapsed since this clock's origin.
     fn now(&self) -> Duration;
+
+    /// How a breaker may read this clock without a virtual call: the built-in clocks say
+    /// what they are; every other clock is read through [`now`](Clock::now). Its type
+    /// cannot be named outside this crate, so other clocks keep the default.
+    #[doc(hidden)]
+    fn source(&self) -> sealed::Source {
+        sealed::Source::Dyn
+    }
+}
+
+pub(crate) mod sealed {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    /// What a clock is, for the breaker's direct reads (see [`Clock::source`]).
+    #[derive(Debug)]
+    pub enum Source {
+        /// A [`MonotonicClock`](super::MonotonicClock): read `Instant::now()` directly.
+        Monotonic,
+        /// A [`ManualClock`](super::ManualClock): load its nanoseconds.
+        Manual(Arc<AtomicU64>),
+        /// Any other clock: call [`Clock::now`](super::Clock::now).
+        Dyn,
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now(&self) -> Duration {
         (**self).now()
+    }
+
+    fn source(&self) -> sealed::Source {
+        (**self).source()
     }
 }
 
@@ -62,6 +90,10 @@ impl Clock for MonotonicClock {
     #[inline]
     fn now(&self) -> Duration {
         self.origin.elapsed()
+    }
+
+    fn source(&self) -> sealed::Source {
+        sealed::Source::Monotonic
     }
 }
 
@@ -122,6 +154,10 @@ impl Clock for ManualClock {
     fn now(&self) -> Duration {
         Duration::from_nanos(self.nanos.load(Ordering::Acquire))
     }
+
+    fn source(&self) -> sealed::Source {
+        sealed::Source::Manual(self.nanos.clone())
+    }
 }
 
 impl fmt::Debug for ManualClock {
@@ -178,5 +214,153 @@ impl Default for TokioClock {
 impl Clock for TokioClock {
     fn now(&self) -> Duration {
         tokio::time::Instant::now().saturating_duration_since(self.origin)
+    }
+}
+
+/// A breaker's reading of its clock: the time since the breaker was built. The built-in
+/// clocks are read directly (an inlined `Instant::now()`, or one load), others through
+/// [`Clock::now`].
+pub(crate) struct Elapsed {
+    source: Reading,
+}
+
+enum Reading {
+    Monotonic {
+        origin: Instant,
+    },
+    Manual {
+        nanos: Arc<AtomicU64>,
+        origin: u64,
+    },
+    Dyn {
+        clock: Arc<dyn Clock>,
+        origin: Duration,
+    },
+}
+
+impl Elapsed {
+    /// Starts measuring on `clock` now; also returns the clock's reading at the start.
+    pub(crate) fn start(clock: Arc<dyn Clock>) -> (Elapsed, Duration) {
+        let reading = clock.now();
+        let source = match clock.source() {
+            sealed::Source::Monotonic => Reading::Monotonic {
+                origin: Instant::now(),
+            },
+            sealed::Source::Manual(nanos) => {
+                let origin = nanos.load(Ordering::Acquire);
+                Reading::Manual { nanos, origin }
+            }
+            sealed::Source::Dyn => Reading::Dyn {
+                clock,
+                origin: reading,
+            },
+        };
+        (Elapsed { source }, reading)
+    }
+
+    /// The time since the start.
+    #[inline]
+    pub(crate) fn now(&self) -> Duration {
+        match &self.source {
+            Reading::Monotonic { origin } => Instant::now().saturating_duration_since(*origin),
+            Reading::Manual { nanos, origin } => {
+                Duration::from_nanos(nanos.load(Ordering::Acquire).saturating_sub(*origin))
+            }
+            Reading::Dyn { clock, origin } => clock.now().saturating_sub(*origin),
+        }
+    }
+
+    /// Whole milliseconds since the start, saturating at `u64::MAX`.
+    #[inline]
+    pub(crate) fn millis(&self) -> u64 {
+        match &self.source {
+            // Whole nanoseconds: one division by a constant, no `Duration`.
+            Reading::Manual { nanos, origin } => {
+                nanos.load(Ordering::Acquire).saturating_sub(*origin) / 1_000_000
+            }
+            _ => whole_millis(self.now()),
+        }
+    }
+}
+
+/// The whole milliseconds in `d`, saturating at `u64::MAX` (no 128-bit division).
+#[inline]
+pub(crate) fn whole_millis(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000)
+        .saturating_add(d.subsec_millis() as u64)
+}
+
+impl fmt::Debug for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.source {
+            Reading::Monotonic { .. } => "monotonic",
+            Reading::Manual { .. } => "manual",
+            Reading::Dyn { .. } => "dyn",
+        };
+        f.debug_struct("Elapsed")
+            .field("source", &kind)
+            .field("now", &self.now())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A clock the breaker knows nothing about: read through `now`.
+    struct Offset(ManualClock);
+
+    impl Clock for Offset {
+        fn now(&self) -> Duration {
+            self.0.now() + Duration::from_secs(7)
+        }
+    }
+
+    fn kind(e: &Elapsed) -> &'static str {
+        match e.source {
+            Reading::Monotonic { .. } => "monotonic",
+            Reading::Manual { .. } => "manual",
+            Reading::Dyn { .. } => "dyn",
+        }
+    }
+
+    #[test]
+    fn elapsed_reads_each_clock_from_the_start_in_whole_milliseconds() {
+        let manual = ManualClock::new();
+        manual.advance(Duration::from_micros(5_500));
+        let clocks: [(Arc<dyn Clock>, &str); 3] = [
+            (Arc::new(manual.clone()), "manual"),
+            // The source is forwarded through an `Arc` of the clock.
+            (Arc::new(Arc::new(manual.clone())), "manual"),
+            (Arc::new(Offset(manual.clone())), "dyn"),
+        ];
+        for (clock, expected) in clocks {
+            let (elapsed, reading) = Elapsed::start(clock.clone());
+            assert_eq!(kind(&elapsed), expected);
+            assert_eq!(reading, clock.now());
+            assert_eq!((elapsed.now(), elapsed.millis()), (Duration::ZERO, 0));
+            manual.advance(Duration::from_micros(2_999_700));
+            assert_eq!(elapsed.now(), Duration::from_micros(2_999_700));
+            assert_eq!(elapsed.millis(), 2_999);
+            manual.advance(Duration::from_micros(300));
+            assert_eq!(elapsed.millis(), 3_000);
+        }
+        // Saturating at the manual clock's edge (u64 nanoseconds).
+        let (elapsed, origin) = Elapsed::start(Arc::new(manual.clone()));
+        assert_eq!(origin, Duration::from_micros(9_005_500));
+        manual.advance(Duration::MAX);
+        assert_eq!(elapsed.millis(), (u64::MAX - 9_005_500_000) / 1_000_000);
+    }
+
+    #[test]
+    fn elapsed_on_the_monotonic_clock_starts_near_zero_and_never_goes_back() {
+        let (elapsed, _) = Elapsed::start(Arc::new(MonotonicClock::new()));
+        assert_eq!(kind(&elapsed), "monotonic");
+        let first = elapsed.now();
+        assert!(first < Duration::from_secs(60), "{first:?}");
+        assert!(elapsed.now() >= first);
+        assert!(elapsed.millis() >= first.as_millis() as u64);
     }
 }

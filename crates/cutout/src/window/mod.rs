@@ -308,8 +308,8 @@ impl WindowPolicy {
 /// A breaker's window: the policy and the counters.
 pub(crate) struct Window {
     pub(crate) policy: WindowPolicy,
-    /// A count window without a slow-call rate: [`claim`](Window::claim) can settle a call
-    /// from its outcome alone.
+    /// No slow-call rate: [`claim`](Window::claim) can settle a call from its outcome
+    /// alone.
     quick: bool,
     control: Control,
     kind: Kind,
@@ -318,7 +318,8 @@ pub(crate) struct Window {
 /// What [`Window::claim`] did with a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Claim {
-    /// Recorded: its slot already held the same result, so no count changed.
+    /// Recorded: a count window's slot already held the same result, so no count
+    /// changed, or a time window counted the success in its current bucket.
     Done,
     /// The count window's slot at `index` is the call's, in `epoch`: [`Window::record`]
     /// finishes the call there.
@@ -350,37 +351,46 @@ impl Window {
             } => Kind::Time(TimeWindow::new(width_ticks, buckets)),
         };
         Window {
-            quick: matches!(kind, Kind::Calls(_)) && policy.slow_rate.is_none(),
+            quick: policy.slow_rate.is_none(),
             policy,
             control: Control::new(),
             kind,
         }
     }
 
-    /// The fast path of a call of `generation` that `failed` or not: in a count window
-    /// without a slow-call rate, takes the call's slot, and settles the call there if the
-    /// slot already holds the same result (the steady state: a success replaces a success).
-    /// One load of the epoch, the cursor's `fetch_add` and one load of the slot; no clock,
-    /// no call. A window on another generation, or of another kind, is left to
-    /// [`record`](Self::record).
+    /// The fast path of a call of `generation` that `failed` or not, finished at tick
+    /// `now()` (read only by a time window). Without a slow-call rate:
+    ///
+    /// * a count window takes the call's slot, and settles the call there if the slot
+    ///   already holds the same result (the steady state: a success replaces a success):
+    ///   one load of the epoch, the cursor's `fetch_add` and one load of the slot, no clock;
+    /// * a time window settles a success that lands in the bucket the last call found
+    ///   current, when no rate waits on the minimum volume: the clock, three loads and one
+    ///   compare-exchange of the bucket's count.
+    ///
+    /// Everything else (a window on another generation, a failure in a time window, a
+    /// bucket to roll, a lost race) is left to [`record`](Self::record).
     #[inline]
-    pub(crate) fn claim(&self, generation: u16, failed: bool) -> Claim {
-        let Kind::Calls(w) = &self.kind else {
-            return Claim::Nothing;
-        };
+    pub(crate) fn claim(&self, generation: u16, failed: bool, now: impl FnOnce() -> u64) -> Claim {
         if !self.quick {
             return Claim::Nothing;
         }
         let Some(epoch) = self.control.peek(generation) else {
             return Claim::Nothing;
         };
-        let call = Call {
-            failed,
-            slow: false,
-        };
-        match w.claim(epoch, call) {
-            Ok(()) => Claim::Done,
-            Err(index) => Claim::Slot { epoch, index },
+        match &self.kind {
+            Kind::Calls(w) => {
+                let call = Call {
+                    failed,
+                    slow: false,
+                };
+                match w.claim(epoch, call) {
+                    Ok(()) => Claim::Done,
+                    Err(index) => Claim::Slot { epoch, index },
+                }
+            }
+            Kind::Time(w) if !failed && w.count_success(epoch, now()) => Claim::Done,
+            Kind::Time(_) => Claim::Nothing,
         }
     }
 
@@ -635,12 +645,16 @@ mod tests {
     }
 
     #[test]
-    fn claims_settle_only_unchanged_calls_of_a_plain_count_window() {
+    fn claims_settle_only_unchanged_calls_of_a_count_window() {
+        let no_clock = || -> u64 { unreachable!("a count window reads no clock") };
         let p = policy(Some(0.5), None, 2);
         let w = Window::new(p.clone());
         // The window is on generation 0, epoch 1.
-        assert_eq!(w.claim(3, false), Claim::Nothing);
-        assert_eq!(w.claim(0, false), Claim::Slot { epoch: 1, index: 0 });
+        assert_eq!(w.claim(3, false, no_clock), Claim::Nothing);
+        assert_eq!(
+            w.claim(0, false, no_clock),
+            Claim::Slot { epoch: 1, index: 0 }
+        );
         let s = Call {
             failed: false,
             slow: false,
@@ -653,16 +667,16 @@ mod tests {
         assert_eq!(w.record(0, s, 0, claimed, || unreachable!()), None);
         assert_eq!(w.counts(0, 0), counts(1, 0, 0));
         for index in 1..10 {
-            let claimed = w.claim(0, false);
+            let claimed = w.claim(0, false, no_clock);
             assert_eq!(claimed, Claim::Slot { epoch: 1, index });
             assert_eq!(w.record(0, s, 0, claimed, || unreachable!()), None);
         }
         // Slot 0 holds a success: the next success is settled by the claim.
-        assert_eq!(w.claim(0, false), Claim::Done);
+        assert_eq!(w.claim(0, false, no_clock), Claim::Done);
         assert_eq!(w.record(0, s, 0, Claim::Done, || unreachable!()), None);
         assert_eq!(w.counts(0, 0), counts(10, 0, 0));
         // A failure in slot 1 of 10: below 50 %.
-        let claimed = w.claim(0, true);
+        let claimed = w.claim(0, true, no_clock);
         assert_eq!(claimed, Claim::Slot { epoch: 1, index: 1 });
         assert_eq!(w.record(0, f, 0, claimed, || unreachable!()), None);
         assert_eq!(w.counts(0, 0), counts(10, 1, 0));
@@ -670,19 +684,54 @@ mod tests {
         assert_eq!(w.record(3, f, 0, Claim::Nothing, || true), None);
         assert_eq!(w.counts(3, 0), counts(1, 1, 0));
 
-        // With a slow-call rate, or in a time window, the claim leaves everything to
-        // `record`, which needs the call's time.
+        // With a slow-call rate the claim leaves everything to `record`, which needs the
+        // call's time.
         let slow = Window::new(policy(None, Some(0.5), 2));
-        assert_eq!(slow.claim(0, false), Claim::Nothing);
-        let time = Window::new(WindowPolicy {
+        assert_eq!(slow.claim(0, false, no_clock), Claim::Nothing);
+    }
+
+    #[test]
+    fn claims_count_successes_in_the_current_bucket_of_a_time_window() {
+        let s = Call {
+            failed: false,
+            slow: false,
+        };
+        let f = Call {
+            failed: true,
+            slow: false,
+        };
+        let w = Window::new(WindowPolicy {
             shape: Shape::Time {
                 width_ticks: 10,
                 buckets: 2,
             },
-            ..p
+            ..policy(Some(0.4), None, 5)
         });
-        assert_eq!(time.claim(0, false), Claim::Nothing);
-        assert_eq!(time.counts(0, 0), counts(0, 0, 0));
+        // An empty bucket is started by `record` (it must check the rate: older calls may
+        // have left); a failure is always left to `record`.
+        assert_eq!(w.claim(0, false, || 3), Claim::Nothing);
+        assert_eq!(w.claim(0, true, || unreachable!()), Claim::Nothing);
+        assert_eq!(w.record(0, s, 3, Claim::Nothing, || unreachable!()), None);
+        // The same bucket: counted by the claim alone.
+        assert_eq!(w.claim(0, false, || 9), Claim::Done);
+        assert_eq!(w.counts(0, 9), counts(2, 0, 0));
+        // Another generation, or the next bucket: left to `record`.
+        assert_eq!(w.claim(1, false, || unreachable!()), Claim::Nothing);
+        assert_eq!(w.claim(0, false, || 10), Claim::Nothing);
+        assert_eq!(w.counts(0, 9), counts(2, 0, 0));
+        // Two failures in four calls, 50 % against 40 %, with a minimum of five: pending.
+        // A success must then be judged (it brings the volume to five), so the claim
+        // leaves it to `record`.
+        assert_eq!(w.record(0, f, 9, Claim::Nothing, || unreachable!()), None);
+        assert_eq!(w.record(0, f, 9, Claim::Nothing, || unreachable!()), None);
+        assert_eq!(w.claim(0, false, || 9), Claim::Nothing);
+        assert_eq!(
+            w.record(0, s, 9, Claim::Nothing, || unreachable!()),
+            Some(Cause::FailureRate {
+                failures: 2,
+                calls: 5
+            })
+        );
     }
 
     #[test]

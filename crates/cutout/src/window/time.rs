@@ -59,18 +59,34 @@ enum Added {
 pub(crate) struct TimeWindow {
     width: u64,
     buckets: Box<[Bucket]>,
-    /// 1 while a rate is at its threshold below the minimum volume: successes must then be
-    /// checked too, since one may bring the volume to the minimum.
-    pending: Padded<AtomicU64>,
-    /// The bucket last located, `tick / width` above bit 12 and its index below: a call in
-    /// the same bucket finds it with a multiplication instead of two divisions. Written
-    /// once per bucket width; a stale or racing value only costs the divisions.
+    /// What every call reads first, in one word:
+    ///
+    /// * bits 13..: `tick / width` of the bucket last located, and bits 0..12 its index:
+    ///   a call in the same bucket finds it with a multiplication instead of two
+    ///   divisions. Moved once per bucket width, by one compare-exchange that may lose a
+    ///   race: a stale hint only costs the divisions.
+    /// * bit 12, `pending`: set while a rate is at its threshold below the minimum volume;
+    ///   successes must then be judged too, since one may bring the volume to the minimum.
+    ///   Kept across hint moves.
     hint: Padded<AtomicU64>,
 }
 
 const HINT_INDEX_WIDTH: u32 = 12;
 const HINT_INDEX_MASK: u64 = (1 << HINT_INDEX_WIDTH) - 1;
+const HINT_PENDING: u64 = 1 << HINT_INDEX_WIDTH;
+const HINT_TINDEX_SHIFT: u32 = HINT_INDEX_WIDTH + 1;
 const _: () = assert!(super::MAX_WINDOW_BUCKETS as u64 <= 1 << HINT_INDEX_WIDTH);
+// `tick / width` is at most `MAX_TICK`: it fits above the index and the pending bit.
+const _: () = assert!(crate::state::MAX_TICK < 1 << (64 - HINT_TINDEX_SHIFT));
+
+/// Where a call at a given tick goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Located {
+    stamp: u64,
+    index: usize,
+    /// The pending bit, as read with the hint.
+    pending: bool,
+}
 
 impl std::fmt::Debug for TimeWindow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -87,8 +103,7 @@ impl TimeWindow {
         TimeWindow {
             width: width.max(1),
             buckets: (0..buckets.max(1)).map(|_| Bucket::default()).collect(),
-            pending: Padded(AtomicU64::new(0)),
-            // Bucket 0 (ticks 0..width) at index 0: true from the start.
+            // Bucket 0 (ticks 0..width) at index 0, nothing pending: true from the start.
             hint: Padded(AtomicU64::new(0)),
         }
     }
@@ -97,27 +112,52 @@ impl TimeWindow {
         self.buckets.len() as u64
     }
 
-    /// The stamp of tick `now` in `epoch`, and its bucket.
+    /// The stamp of tick `now` in `epoch`, its bucket, and whether a rate is pending.
     #[inline]
-    fn locate(&self, epoch: u64, now: u64) -> (u64, usize) {
+    fn locate(&self, epoch: u64, now: u64) -> Located {
         let hint = self.hint.0.load(Ordering::Relaxed);
-        let (tindex, slot) = {
-            let tindex = hint >> HINT_INDEX_WIDTH;
-            // tindex < 2^40 and width < 2^36: the product does not overflow.
-            let start = tindex.saturating_mul(self.width);
-            if now >= start && now - start < self.width {
-                (tindex, hint & HINT_INDEX_MASK)
-            } else {
-                let tindex = now / self.width;
-                let slot = tindex % self.len();
-                self.hint
-                    .0
-                    .store((tindex << HINT_INDEX_WIDTH) | slot, Ordering::Relaxed);
-                (tindex, slot)
-            }
+        let tindex = hint >> HINT_TINDEX_SHIFT;
+        // tindex < 2^40 and width < 2^36: the product does not overflow.
+        let start = tindex.saturating_mul(self.width);
+        let (tindex, index) = if now >= start && now - start < self.width {
+            (tindex, hint & HINT_INDEX_MASK)
+        } else {
+            let tindex = now / self.width;
+            let index = tindex % self.len();
+            let moved = (tindex << HINT_TINDEX_SHIFT) | (hint & HINT_PENDING) | index;
+            // One try: a racing move or pending change wins, and this call's bucket is
+            // found again by division next time.
+            let _ = self
+                .hint
+                .0
+                .compare_exchange(hint, moved, Ordering::Relaxed, Ordering::Relaxed);
+            (tindex, index)
         };
-        let stamp = epoch.wrapping_mul(self.len()).wrapping_add(tindex) & STAMP_MASK;
-        (stamp, slot as usize)
+        Located {
+            stamp: epoch.wrapping_mul(self.len()).wrapping_add(tindex) & STAMP_MASK,
+            index: index as usize,
+            pending: hint & HINT_PENDING != 0,
+        }
+    }
+
+    /// Counts a success at tick `now` in `epoch` if that is all there is to do: the bucket
+    /// already holds this stamp, and no rate is pending on the minimum volume. Two loads
+    /// and one compare-exchange, tried once (none if the bucket is full: the count
+    /// saturates); `false` (nothing done) leaves the call to [`record`](Self::record).
+    #[inline]
+    pub(crate) fn count_success(&self, epoch: u64, now: u64) -> bool {
+        let at = self.locate(epoch, now);
+        let Some(bucket) = self.buckets.get(at.index) else {
+            return false;
+        };
+        let current = bucket.calls.load(Ordering::Relaxed);
+        !at.pending
+            && current >> COUNT_WIDTH == at.stamp
+            && (current & COUNT_MASK == MAX_BUCKET_COUNT
+                || bucket
+                    .calls
+                    .compare_exchange(current, current + 1, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok())
     }
 
     /// Records one call at tick `now` in `epoch`. Returns the window's counts when they
@@ -125,21 +165,20 @@ impl TimeWindow {
     /// (older calls may have left), or a rate was pending on the minimum volume.
     #[inline]
     pub(crate) fn record(&self, epoch: u64, call: Call, now: u64) -> Option<Counts> {
-        let (stamp, index) = self.locate(epoch, now);
-        let bucket = self.buckets.get(index)?;
-        let added = add(&bucket.calls, stamp);
+        let at = self.locate(epoch, now);
+        let bucket = self.buckets.get(at.index)?;
+        let added = add(&bucket.calls, at.stamp);
         if added == Added::Late {
             return None;
         }
         if call.failed {
-            add(&bucket.failures, stamp);
+            add(&bucket.failures, at.stamp);
         }
         if call.slow {
-            add(&bucket.slow, stamp);
+            add(&bucket.slow, at.stamp);
         }
-        if added == Added::Rolled || call.bits() != 0 || self.pending.0.load(Ordering::Relaxed) != 0
-        {
-            Some(self.sum(stamp))
+        if added == Added::Rolled || call.bits() != 0 || at.pending {
+            Some(self.sum(at.stamp))
         } else {
             None
         }
@@ -147,15 +186,24 @@ impl TimeWindow {
 
     /// Remembers whether a rate is pending on the minimum volume.
     pub(crate) fn set_pending(&self, pending: bool) {
-        let value = pending as u64;
-        if self.pending.0.load(Ordering::Relaxed) != value {
-            self.pending.0.store(value, Ordering::Relaxed);
+        let bit = if pending { HINT_PENDING } else { 0 };
+        let mut hint = self.hint.0.load(Ordering::Relaxed);
+        while hint & HINT_PENDING != bit {
+            match self.hint.0.compare_exchange_weak(
+                hint,
+                (hint & !HINT_PENDING) | bit,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => hint = actual,
+            }
         }
     }
 
     /// The counts of `epoch`'s window at tick `now`.
     pub(crate) fn counts(&self, epoch: u64, now: u64) -> Counts {
-        self.sum(self.locate(epoch, now).0)
+        self.sum(self.locate(epoch, now).stamp)
     }
 
     /// Sums the counters whose stamps are within the window ending at `stamp`.
