@@ -679,6 +679,58 @@ fn failure_rate_trips_exactly_once() {
     });
 }
 
+/// A success and a failure race into one time-window bucket that a first success started
+/// (rate 50 %, minimum 3): the success may take the inline path (one compare-exchange of
+/// the bucket's count) or, when it sees the failure's pending rate, the judged path. Either
+/// way both are counted exactly once and nothing trips; the next failure, two of four,
+/// trips exactly once.
+#[test]
+fn time_window_counts_a_racing_success_and_failure_once() {
+    model_with_at_most(2, || {
+        let f = Fixture::new(|b| {
+            b.failure_threshold(100)
+                .sliding_window(SlidingWindow::Time {
+                    span: Duration::from_secs(2),
+                    buckets: 2,
+                })
+                .failure_rate(0.5)
+                .minimum_calls(3)
+        });
+        assert_eq!(f.breaker.call(|| Ok::<_, ()>(())), Ok(()));
+        let handles: Vec<_> = [true, false]
+            .into_iter()
+            .map(|ok| {
+                let breaker = f.breaker.clone();
+                thread::spawn(move || breaker.call(|| if ok { Ok(()) } else { Err(()) }).is_ok())
+            })
+            .collect();
+        let oks: Vec<bool> = handles
+            .into_iter()
+            .map(|h| h.join().expect("no model thread panics"))
+            .collect();
+        assert_eq!(oks, [true, false]);
+        assert_eq!(f.breaker.state(), State::Closed);
+        let w = f.breaker.window_stats().expect("a rate is set");
+        assert_eq!((w.calls, w.failures), (3, 1));
+        assert_eq!(
+            f.breaker.call(|| Err::<(), _>(())),
+            Err(CallError::Inner(()))
+        );
+        assert_eq!(
+            f.log.edges(),
+            [(
+                State::Closed,
+                State::Open,
+                Cause::FailureRate {
+                    failures: 2,
+                    calls: 4
+                }
+            )]
+        );
+        f.settled(4);
+    });
+}
+
 /// A result of a closed period races the next closed period's calls. Whatever the result
 /// does (dropped, or counted in the new window), it must not empty the new period's window:
 /// the two failures of the new period must trip it (rate 50 %, minimum 2).

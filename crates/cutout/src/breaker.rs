@@ -296,7 +296,11 @@ impl CircuitBreaker {
         } else {
             0
         };
-        Some(window.counts(s.generation(), now).into())
+        Some(
+            window
+                .counts(s.generation(), now, &self.shared.counters)
+                .into(),
+        )
     }
 
     /// A snapshot of the state and the lifetime counters.
@@ -581,7 +585,8 @@ impl Shared {
                 if let Some(window) = &self.window {
                     // Nothing to write to the word and no one to tell: only the window to
                     // feed. A window's steady state ends in the claim, inline.
-                    let claimed = window.claim(generation, false, || self.now_ticks());
+                    let claimed =
+                        window.claim(generation, false, || self.now_ticks(), &self.counters);
                     if claimed != Claim::Done {
                         self.feed(window, generation, outcome, timing, claimed);
                     }
@@ -613,8 +618,12 @@ impl Shared {
             if current && outcome != Outcome::Ignored {
                 // The steady state of a count window (the call's slot already holds its
                 // result) ends in the claim: no clock read, no call.
-                let claimed =
-                    window.claim(generation, outcome == Outcome::Failure, || self.now_ticks());
+                let claimed = window.claim(
+                    generation,
+                    outcome == Outcome::Failure,
+                    || self.now_ticks(),
+                    &self.counters,
+                );
                 if claimed != Claim::Done {
                     self.feed(window, generation, outcome, timing, claimed);
                 }
@@ -674,7 +683,14 @@ impl Shared {
             let s = self.load();
             s.state() == State::Closed && s.generation() == generation
         };
-        if let Some(cause) = window.record(generation, call, now, claimed, still_current) {
+        if let Some(cause) = window.record(
+            generation,
+            call,
+            now,
+            claimed,
+            &self.counters,
+            still_current,
+        ) {
             let now = if since.is_some() {
                 now
             } else {

@@ -43,7 +43,7 @@ pub(crate) mod sealed {
     use std::sync::Arc;
     use std::sync::atomic::AtomicU64;
 
-    /// What a clock is, for the breaker's direct reads (see [`Clock::source`]).
+    /// What a clock is, for the breaker's direct reads (see `Clock::source`).
     #[derive(Debug)]
     pub enum Source {
         /// A [`MonotonicClock`](super::MonotonicClock): read `Instant::now()` directly.

@@ -23,6 +23,10 @@
 //! Sums are exact once calls are quiet; during traffic a read may see one counter ahead of
 //! another.
 //!
+//! A slot also holds its thread's count of successes in a time window's current bucket
+//! ([`LocalCount`], used by `window::time`), in the same line: the slot has room, and the
+//! thread writes it on the same call.
+//!
 //! Why not the `thread_local` crate, which keeps per-object thread-local values the same
 //! way: its first use on a thread registers a destructor and panics if that happens during
 //! thread teardown, and a breaker must count a permit dropped there without panicking.
@@ -39,12 +43,27 @@ pub(crate) use one_slot::Counters;
 #[cfg(not(cutout_loom))]
 pub(crate) use per_thread::Counters;
 
-/// One thread's counts (or the shared slot's), indexed by [`Counter`]. Aligned to 128
-/// bytes, not 64: the adjacent-line prefetcher fetches lines in pairs, and two threads
-/// writing neighbouring 64-byte slots measured 1.84x the one-thread cost per call.
+/// One thread's counts (or the shared slot's), indexed by [`Counter`], and its share of a
+/// time window (see [`LocalCount`]). Aligned to 128 bytes, not 64: the adjacent-line
+/// prefetcher fetches lines in pairs, and two threads writing neighbouring 64-byte slots
+/// measured 1.84x the one-thread cost per call.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct Slot([AtomicU64; 6]);
+struct Slot {
+    counts: [AtomicU64; 6],
+    window: LocalCount,
+}
+
+/// A thread's own count of successes in one time-window bucket, so that the steady state of
+/// a time window writes no shared line (see `window::time`). `word` has the window's counter
+/// format (the bucket's stamp above the count) and is read by the window's sums; `index` is
+/// the bucket it belongs to. Only the owner of the slot writes either, with plain stores;
+/// the shared slot's is never used.
+#[derive(Debug, Default)]
+pub(crate) struct LocalCount {
+    pub(crate) word: AtomicU64,
+    pub(crate) index: AtomicU64,
+}
 
 /// A lifetime counter: its index in a [`Slot`].
 #[derive(Debug, Clone, Copy)]
@@ -71,7 +90,7 @@ impl Counter {
 impl Slot {
     #[inline]
     fn get(&self, counter: Counter) -> &AtomicU64 {
-        &self.0[counter as usize]
+        &self.counts[counter as usize]
     }
 
     fn add_to(&self, t: &mut Totals) {
@@ -101,9 +120,10 @@ mod per_thread {
     use std::cell::Cell;
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
+    use std::sync::atomic::AtomicUsize;
     use std::sync::{Mutex, OnceLock, PoisonError};
 
-    use super::{Counter, Outcome, Slot, Totals};
+    use super::{Counter, LocalCount, Outcome, Slot, Totals};
     use crate::sync::Ordering;
 
     /// The thread has not asked for an id yet.
@@ -185,13 +205,23 @@ mod per_thread {
         owned: Box<[Slot]>,
         /// For threads whose id has no slot of its own, and exiting threads; `fetch_add`.
         shared: Slot,
+        /// One past the highest id whose time-window count was ever used: sums read no
+        /// slot beyond it (ids are dense, so usually a few).
+        locals_used: AtomicUsize,
     }
 
     impl Counters {
         pub(crate) fn new() -> Self {
+            Self::with_slots(slots_per_breaker())
+        }
+
+        /// With `slots` slots (tests that need this thread to have one, whatever ids other
+        /// tests hold at the time, use 1024).
+        pub(crate) fn with_slots(slots: usize) -> Self {
             Self {
-                owned: (0..slots_per_breaker()).map(|_| Slot::default()).collect(),
+                owned: (0..slots).map(|_| Slot::default()).collect(),
                 shared: Slot::default(),
+                locals_used: AtomicUsize::new(0),
             }
         }
 
@@ -254,6 +284,32 @@ mod per_thread {
                 slot.add_to(&mut t);
             }
             t
+        }
+
+        /// This thread's time-window count, if it has a slot of its own: only this
+        /// thread writes it.
+        #[inline]
+        pub(crate) fn local(&self) -> Option<&LocalCount> {
+            self.owned.get(current_id()).map(|slot| &slot.window)
+        }
+
+        /// [`local`](Self::local), for a thread about to point its count at a bucket:
+        /// from then on, the sums read it.
+        pub(crate) fn local_to_use(&self) -> Option<&LocalCount> {
+            let id = current_id();
+            let slot = self.owned.get(id)?;
+            if self.locals_used.load(Ordering::Acquire) <= id {
+                self.locals_used.fetch_max(id + 1, Ordering::AcqRel);
+            }
+            Some(&slot.window)
+        }
+
+        /// The time-window counts of every thread that has used one, for the sums.
+        pub(crate) fn locals(&self) -> impl Iterator<Item = &LocalCount> {
+            let used = self.locals_used.load(Ordering::Acquire);
+            self.owned[..used.min(self.owned.len())]
+                .iter()
+                .map(|slot| &slot.window)
         }
     }
 
@@ -322,7 +378,7 @@ mod per_thread {
 
 #[cfg(cutout_loom)]
 mod one_slot {
-    use super::{Counter, Outcome, Slot, Totals};
+    use super::{Counter, LocalCount, Outcome, Slot, Totals};
     use crate::sync::Ordering;
 
     #[derive(Debug)]
@@ -361,6 +417,19 @@ mod one_slot {
             let mut t = Totals::default();
             self.slot.add_to(&mut t);
             t
+        }
+
+        /// No thread owns a slot here: every time-window count is shared.
+        pub(crate) fn local(&self) -> Option<&LocalCount> {
+            None
+        }
+
+        pub(crate) fn local_to_use(&self) -> Option<&LocalCount> {
+            None
+        }
+
+        pub(crate) fn locals(&self) -> impl Iterator<Item = &LocalCount> {
+            std::iter::empty()
         }
     }
 }

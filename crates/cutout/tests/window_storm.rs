@@ -130,3 +130,47 @@ fn a_failure_rate_storm_trips_once_and_tells_the_listener_once() {
         );
     }
 }
+
+/// In a time window, each thread counts its successes in a bucket on its own and adds them
+/// to the bucket when it moves on: racing threads, then new threads (which take over the
+/// old threads' slots) in the next bucket, must leave every call counted exactly once, and
+/// each bucket must leave the window whole.
+#[test]
+fn time_window_counts_every_call_of_racing_threads_exactly() {
+    let clock = ManualClock::new();
+    let breaker = CircuitBreaker::builder()
+        .failure_threshold(u32::MAX)
+        .sliding_window(SlidingWindow::Time {
+            span: Duration::from_secs(10),
+            buckets: 10,
+        })
+        .failure_rate(0.9)
+        .minimum_calls(10)
+        .build_with_clock(clock.clone())
+        .unwrap();
+    let calls_per_thread = 10_000;
+    for _bucket in 0..2 {
+        storm(THREADS, |_| {
+            for i in 0..calls_per_thread {
+                let outcome = if i % 10 == 0 {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                };
+                breaker.try_acquire().unwrap().record(outcome);
+            }
+        });
+        clock.advance(Duration::from_secs(1));
+    }
+    let per_bucket = (THREADS * calls_per_thread) as u32;
+    let w = breaker.window_stats().unwrap();
+    assert_eq!((w.calls, w.failures), (2 * per_bucket, per_bucket / 5));
+    // At 10 s the window is 1 s to 11 s: the first bucket (0 s to 1 s) has left.
+    clock.advance(Duration::from_secs(8));
+    let w = breaker.window_stats().unwrap();
+    assert_eq!((w.calls, w.failures), (per_bucket, per_bucket / 10));
+    clock.advance(Duration::from_secs(1));
+    let w = breaker.window_stats().unwrap();
+    assert_eq!((w.calls, w.failures), (0, 0));
+    assert_eq!(breaker.state(), State::Closed);
+}

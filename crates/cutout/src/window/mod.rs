@@ -57,7 +57,11 @@
 //! 24 bytes a bucket and a few cache lines besides, never more with traffic (a breaker
 //! without a rate policy pays one pointer). In the steady state of a healthy dependency, a
 //! count window costs one `fetch_add` per call (its cursor) and two loads, with no clock
-//! read, and a time window one compare-exchange plus the clock read.
+//! read, and a time window the clock read and a plain store: each thread counts its
+//! successes in the current bucket in its own slot of the breaker's per-thread counters
+//! (which are there anyway), and adds them to the bucket's shared count when it moves on
+//! to the next bucket. A time window's sum reads the buckets and the slots of the threads
+//! that have used the window.
 //!
 //! # What is counted
 //!
@@ -77,7 +81,9 @@
 //!   exactly once), but when two calls `n` positions apart finish at once, the older may
 //!   land last and stay in the window in place of the newer;
 //! * in the time window, a call that finishes as its bucket is being rolled over may be
-//!   counted in the next bucket or dropped;
+//!   counted in the next bucket or dropped, and a sum racing a thread's move to the next
+//!   bucket may count that thread's successes in the last bucket twice, for a moment
+//!   (never less than once);
 //! * a result that was in flight when the circuit closed and reopened may be dropped, or be
 //!   counted in the new closed period's window.
 //!
@@ -92,6 +98,7 @@ mod time;
 use std::fmt;
 use std::time::Duration;
 
+use crate::counters::Counters;
 use crate::state::Cause;
 use crate::sync::{AtomicU64, Ordering};
 
@@ -365,13 +372,20 @@ impl Window {
     ///   already holds the same result (the steady state: a success replaces a success):
     ///   one load of the epoch, the cursor's `fetch_add` and one load of the slot, no clock;
     /// * a time window settles a success that lands in the bucket the last call found
-    ///   current, when no rate waits on the minimum volume: the clock, three loads and one
-    ///   compare-exchange of the bucket's count.
+    ///   current, when no rate waits on the minimum volume: the clock, the hint, and a
+    ///   plain increment of the thread's own count in `counters` (a compare-exchange of
+    ///   the bucket's count for a thread without one).
     ///
     /// Everything else (a window on another generation, a failure in a time window, a
     /// bucket to roll, a lost race) is left to [`record`](Self::record).
     #[inline]
-    pub(crate) fn claim(&self, generation: u16, failed: bool, now: impl FnOnce() -> u64) -> Claim {
+    pub(crate) fn claim(
+        &self,
+        generation: u16,
+        failed: bool,
+        now: impl FnOnce() -> u64,
+        counters: &Counters,
+    ) -> Claim {
         if !self.quick {
             return Claim::Nothing;
         }
@@ -389,7 +403,9 @@ impl Window {
                     Err(index) => Claim::Slot { epoch, index },
                 }
             }
-            Kind::Time(w) if !failed && w.count_success(epoch, now()) => Claim::Done,
+            Kind::Time(w) if !failed && w.count_success(epoch, now(), counters.local()) => {
+                Claim::Done
+            }
             Kind::Time(_) => Claim::Nothing,
         }
     }
@@ -406,6 +422,7 @@ impl Window {
         call: Call,
         now: u64,
         claimed: Claim,
+        counters: &Counters,
         still_current: impl Fn() -> bool,
     ) -> Option<Cause> {
         let counts = match (claimed, &self.kind) {
@@ -415,7 +432,7 @@ impl Window {
                 let epoch = self.control.epoch(generation, still_current)?;
                 match kind {
                     Kind::Calls(w) => w.record(epoch, call)?,
-                    Kind::Time(w) => w.record(epoch, call, now)?,
+                    Kind::Time(w) => w.record(epoch, call, now, counters)?,
                 }
             }
         };
@@ -432,13 +449,13 @@ impl Window {
 
     /// The counts of `generation`'s window at tick `now` (zero if the window is on another
     /// generation, which it leaves on its first call).
-    pub(crate) fn counts(&self, generation: u16, now: u64) -> Counts {
+    pub(crate) fn counts(&self, generation: u16, now: u64, counters: &Counters) -> Counts {
         let Some(epoch) = self.control.peek(generation) else {
             return Counts::default();
         };
         match &self.kind {
             Kind::Calls(w) => w.counts(epoch),
-            Kind::Time(w) => w.counts(epoch, now),
+            Kind::Time(w) => w.counts(epoch, now, counters),
         }
     }
 
@@ -649,10 +666,11 @@ mod tests {
         let no_clock = || -> u64 { unreachable!("a count window reads no clock") };
         let p = policy(Some(0.5), None, 2);
         let w = Window::new(p.clone());
+        let k = Counters::new();
         // The window is on generation 0, epoch 1.
-        assert_eq!(w.claim(3, false, no_clock), Claim::Nothing);
+        assert_eq!(w.claim(3, false, no_clock, &k), Claim::Nothing);
         assert_eq!(
-            w.claim(0, false, no_clock),
+            w.claim(0, false, no_clock, &k),
             Claim::Slot { epoch: 1, index: 0 }
         );
         let s = Call {
@@ -664,30 +682,31 @@ mod tests {
             slow: false,
         };
         let claimed = Claim::Slot { epoch: 1, index: 0 };
-        assert_eq!(w.record(0, s, 0, claimed, || unreachable!()), None);
-        assert_eq!(w.counts(0, 0), counts(1, 0, 0));
+        assert_eq!(w.record(0, s, 0, claimed, &k, || unreachable!()), None);
+        assert_eq!(w.counts(0, 0, &k), counts(1, 0, 0));
         for index in 1..10 {
-            let claimed = w.claim(0, false, no_clock);
+            let claimed = w.claim(0, false, no_clock, &k);
             assert_eq!(claimed, Claim::Slot { epoch: 1, index });
-            assert_eq!(w.record(0, s, 0, claimed, || unreachable!()), None);
+            assert_eq!(w.record(0, s, 0, claimed, &k, || unreachable!()), None);
         }
         // Slot 0 holds a success: the next success is settled by the claim.
-        assert_eq!(w.claim(0, false, no_clock), Claim::Done);
-        assert_eq!(w.record(0, s, 0, Claim::Done, || unreachable!()), None);
-        assert_eq!(w.counts(0, 0), counts(10, 0, 0));
+        assert_eq!(w.claim(0, false, no_clock, &k), Claim::Done);
+        assert_eq!(w.record(0, s, 0, Claim::Done, &k, || unreachable!()), None);
+        assert_eq!(w.counts(0, 0, &k), counts(10, 0, 0));
         // A failure in slot 1 of 10: below 50 %.
-        let claimed = w.claim(0, true, no_clock);
+        let claimed = w.claim(0, true, no_clock, &k);
         assert_eq!(claimed, Claim::Slot { epoch: 1, index: 1 });
-        assert_eq!(w.record(0, f, 0, claimed, || unreachable!()), None);
-        assert_eq!(w.counts(0, 0), counts(10, 1, 0));
+        assert_eq!(w.record(0, f, 0, claimed, &k, || unreachable!()), None);
+        assert_eq!(w.counts(0, 0, &k), counts(10, 1, 0));
         // A claim moves no window to a new generation; `record` does, when asked.
-        assert_eq!(w.record(3, f, 0, Claim::Nothing, || true), None);
-        assert_eq!(w.counts(3, 0), counts(1, 1, 0));
+        assert_eq!(w.record(3, f, 0, Claim::Nothing, &k, || true), None);
+        assert_eq!(w.counts(3, 0, &k), counts(1, 1, 0));
 
         // With a slow-call rate the claim leaves everything to `record`, which needs the
         // call's time.
         let slow = Window::new(policy(None, Some(0.5), 2));
-        assert_eq!(slow.claim(0, false, no_clock), Claim::Nothing);
+        let k = Counters::new();
+        assert_eq!(slow.claim(0, false, no_clock, &k), Claim::Nothing);
     }
 
     #[test]
@@ -707,26 +726,36 @@ mod tests {
             },
             ..policy(Some(0.4), None, 5)
         });
+        let k = Counters::new();
         // An empty bucket is started by `record` (it must check the rate: older calls may
         // have left); a failure is always left to `record`.
-        assert_eq!(w.claim(0, false, || 3), Claim::Nothing);
-        assert_eq!(w.claim(0, true, || unreachable!()), Claim::Nothing);
-        assert_eq!(w.record(0, s, 3, Claim::Nothing, || unreachable!()), None);
+        assert_eq!(w.claim(0, false, || 3, &k), Claim::Nothing);
+        assert_eq!(w.claim(0, true, || unreachable!(), &k), Claim::Nothing);
+        assert_eq!(
+            w.record(0, s, 3, Claim::Nothing, &k, || unreachable!()),
+            None
+        );
         // The same bucket: counted by the claim alone.
-        assert_eq!(w.claim(0, false, || 9), Claim::Done);
-        assert_eq!(w.counts(0, 9), counts(2, 0, 0));
+        assert_eq!(w.claim(0, false, || 9, &k), Claim::Done);
+        assert_eq!(w.counts(0, 9, &k), counts(2, 0, 0));
         // Another generation, or the next bucket: left to `record`.
-        assert_eq!(w.claim(1, false, || unreachable!()), Claim::Nothing);
-        assert_eq!(w.claim(0, false, || 10), Claim::Nothing);
-        assert_eq!(w.counts(0, 9), counts(2, 0, 0));
+        assert_eq!(w.claim(1, false, || unreachable!(), &k), Claim::Nothing);
+        assert_eq!(w.claim(0, false, || 10, &k), Claim::Nothing);
+        assert_eq!(w.counts(0, 9, &k), counts(2, 0, 0));
         // Two failures in four calls, 50 % against 40 %, with a minimum of five: pending.
         // A success must then be judged (it brings the volume to five), so the claim
         // leaves it to `record`.
-        assert_eq!(w.record(0, f, 9, Claim::Nothing, || unreachable!()), None);
-        assert_eq!(w.record(0, f, 9, Claim::Nothing, || unreachable!()), None);
-        assert_eq!(w.claim(0, false, || 9), Claim::Nothing);
         assert_eq!(
-            w.record(0, s, 9, Claim::Nothing, || unreachable!()),
+            w.record(0, f, 9, Claim::Nothing, &k, || unreachable!()),
+            None
+        );
+        assert_eq!(
+            w.record(0, f, 9, Claim::Nothing, &k, || unreachable!()),
+            None
+        );
+        assert_eq!(w.claim(0, false, || 9, &k), Claim::Nothing);
+        assert_eq!(
+            w.record(0, s, 9, Claim::Nothing, &k, || unreachable!()),
             Some(Cause::FailureRate {
                 failures: 2,
                 calls: 5
