@@ -46,7 +46,8 @@ pub(crate) mod sealed {
     /// What a clock is, for the breaker's direct reads (see `Clock::source`).
     #[derive(Debug)]
     pub enum Source {
-        /// A [`MonotonicClock`](super::MonotonicClock): read `Instant::now()` directly.
+        /// A [`MonotonicClock`](super::MonotonicClock): read its clock directly (on
+        /// Linux, CLOCK_MONOTONIC from the vDSO; elsewhere `Instant::now()`).
         Monotonic,
         /// A [`ManualClock`](super::ManualClock): load its nanoseconds.
         Manual(Arc<AtomicU64>),
@@ -66,6 +67,10 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 }
 
 /// The default clock: [`std::time::Instant`], measured from the clock's creation.
+///
+/// A breaker on this clock reads the same monotonic clock directly (on Linux,
+/// CLOCK_MONOTONIC from the vDSO, without `Instant`'s out-of-line arithmetic), from the
+/// moment the breaker was built.
 #[derive(Debug, Clone, Copy)]
 pub struct MonotonicClock {
     origin: Instant,
@@ -218,15 +223,15 @@ impl Clock for TokioClock {
 }
 
 /// A breaker's reading of its clock: the time since the breaker was built. The built-in
-/// clocks are read directly (an inlined `Instant::now()`, or one load), others through
-/// [`Clock::now`].
+/// clocks are read directly (CLOCK_MONOTONIC through the vDSO, or one load), others
+/// through [`Clock::now`].
 pub(crate) struct Elapsed {
     source: Reading,
 }
 
 enum Reading {
     Monotonic {
-        origin: Instant,
+        origin: mono::Origin,
     },
     Manual {
         nanos: Arc<AtomicU64>,
@@ -244,7 +249,7 @@ impl Elapsed {
         let reading = clock.now();
         let source = match clock.source() {
             sealed::Source::Monotonic => Reading::Monotonic {
-                origin: Instant::now(),
+                origin: mono::Origin::now(),
             },
             sealed::Source::Manual(nanos) => {
                 let origin = nanos.load(Ordering::Acquire);
@@ -262,7 +267,7 @@ impl Elapsed {
     #[inline]
     pub(crate) fn now(&self) -> Duration {
         match &self.source {
-            Reading::Monotonic { origin } => Instant::now().saturating_duration_since(*origin),
+            Reading::Monotonic { origin } => Duration::from_nanos(origin.elapsed_nanos()),
             Reading::Manual { nanos, origin } => {
                 Duration::from_nanos(nanos.load(Ordering::Acquire).saturating_sub(*origin))
             }
@@ -275,10 +280,60 @@ impl Elapsed {
     pub(crate) fn millis(&self) -> u64 {
         match &self.source {
             // Whole nanoseconds: one division by a constant, no `Duration`.
+            Reading::Monotonic { origin } => origin.elapsed_nanos() / 1_000_000,
             Reading::Manual { nanos, origin } => {
                 nanos.load(Ordering::Acquire).saturating_sub(*origin) / 1_000_000
             }
             _ => whole_millis(self.now()),
+        }
+    }
+}
+
+/// The monotonic clock `Instant` reads, as nanoseconds since an origin.
+mod mono {
+    /// Linux: CLOCK_MONOTONIC, the clock of `Instant::now()`, read through the vDSO by
+    /// rustix; the nanoseconds are computed inline (no `Timespec` normalisation, no
+    /// `Option`).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[derive(Debug, Clone, Copy)]
+    pub(super) struct Origin(i64);
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    impl Origin {
+        #[inline]
+        fn read() -> i64 {
+            let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+            t.tv_sec
+                .saturating_mul(1_000_000_000)
+                .saturating_add(t.tv_nsec)
+        }
+
+        pub(super) fn now() -> Origin {
+            Origin(Self::read())
+        }
+
+        /// Nanoseconds since the origin (0 if the clock reads earlier, which it never
+        /// should).
+        #[inline]
+        pub(super) fn elapsed_nanos(self) -> u64 {
+            u64::try_from(Self::read().saturating_sub(self.0)).unwrap_or(0)
+        }
+    }
+
+    /// Elsewhere: `Instant`.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    #[derive(Debug, Clone, Copy)]
+    pub(super) struct Origin(std::time::Instant);
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    impl Origin {
+        pub(super) fn now() -> Origin {
+            Origin(std::time::Instant::now())
+        }
+
+        #[inline]
+        pub(super) fn elapsed_nanos(self) -> u64 {
+            u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
         }
     }
 }
