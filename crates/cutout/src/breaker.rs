@@ -583,17 +583,21 @@ impl Shared {
         if !(unchanged && self.plain_record) {
             if unchanged && !self.record_events && outcome == Outcome::Success {
                 if let Some(window) = &self.window {
-                    // Nothing to write to the word and no one to tell: only the window to
-                    // feed. A window's steady state ends in the claim, inline.
-                    let claimed =
-                        window.claim(generation, false, || self.now_ticks(), &self.counters);
-                    if claimed != Claim::Done {
-                        self.feed(window, generation, outcome, timing, claimed);
-                    }
-                    return;
+                    return self.record_window_success(window, generation, timing);
                 }
             }
             self.record_rest(s, unchanged, current, generation, outcome, timing);
+        }
+    }
+
+    /// A success with nothing to write to the word and no one to tell: only the window to
+    /// feed. A window's steady state ends in the claim. Out of line, so that breakers
+    /// without a window do not carry the window's code on their closed path.
+    #[inline(never)]
+    fn record_window_success(&self, window: &Window, generation: u16, timing: Timing) {
+        let claimed = window.claim(generation, false, || self.now_ticks(), &self.counters);
+        if claimed != Claim::Done {
+            self.feed(window, generation, Outcome::Success, timing, claimed);
         }
     }
 
