@@ -87,6 +87,7 @@ pub mod http;
 #[cfg(feature = "keyed")]
 #[cfg_attr(docsrs, doc(cfg(feature = "keyed")))]
 pub mod keyed;
+mod recording;
 pub mod reject;
 
 pub use builder::ServiceBuilderExt;

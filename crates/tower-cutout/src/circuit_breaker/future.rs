@@ -3,13 +3,14 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use cutout::OwnedPermit;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use crate::classify::{Classify, Recorder};
+use crate::classify::Classify;
+use crate::recording::Recording;
 use crate::reject::Reject;
 
 pin_project! {
@@ -21,19 +22,7 @@ pin_project! {
     /// [`cutout::Outcome::Ignored`].
     pub struct ResponseFuture<F, C, R> {
         #[pin]
-        kind: Kind<F>,
-        permit: Option<OwnedPermit>,
-        slow_deadline: Option<Instant>,
-        classifier: C,
-        reject: R,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F> {
-        Called { #[pin] future: F },
-        Rejected { rejection: cutout::Rejected },
+        inner: Recording<F, OwnedPermit, cutout::Rejected, C, R>,
     }
 }
 
@@ -47,22 +36,14 @@ impl<F, C, R> ResponseFuture<F, C, R> {
         reject: R,
     ) -> Self {
         Self {
-            kind: Kind::Called { future },
-            permit: Some(permit),
-            slow_deadline,
-            classifier,
-            reject,
+            inner: Recording::called(future, Some(permit), slow_deadline, classifier, reject),
         }
     }
 
     #[inline]
     pub(crate) fn rejected(rejection: cutout::Rejected, classifier: C, reject: R) -> Self {
         Self {
-            kind: Kind::Rejected { rejection },
-            permit: None,
-            slow_deadline: None,
-            classifier,
-            reject,
+            inner: Recording::rejected(rejection, classifier, reject),
         }
     }
 }
@@ -77,33 +58,14 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        match this.kind.project() {
-            KindProj::Called { future } => {
-                let result = ready!(future.poll(cx));
-                let slow = match this.slow_deadline {
-                    Some(deadline) => Instant::now() > *deadline,
-                    None => false,
-                };
-                let recorder = Recorder::new(this.permit.take(), slow);
-                Poll::Ready(
-                    this.classifier
-                        .classify(result, recorder)
-                        .map_err(|e| this.reject.inner_error(e)),
-                )
-            }
-            KindProj::Rejected { rejection } => Poll::Ready(this.reject.rejected(*rejection)),
-        }
+        self.project()
+            .inner
+            .poll_with(cx, |reject, rejection| reject.rejected(*rejection))
     }
 }
 
 impl<F, C, R> fmt::Debug for ResponseFuture<F, C, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("ResponseFuture");
-        match &self.kind {
-            Kind::Called { .. } => d.field("permit", &self.permit),
-            Kind::Rejected { rejection } => d.field("rejected", rejection),
-        };
-        d.finish_non_exhaustive()
+        fmt::Debug::fmt(&self.inner, f)
     }
 }
