@@ -307,7 +307,7 @@ async fn a_tonic_server_behind_the_layer_trips_rejects_without_reaching_the_hand
     let mut client = tonic::client::Grpc::new(quote::channel(addr).await);
 
     assert_eq!(quote::get_quote(&mut client, "ACME").await.unwrap(), 4204);
-    server.fail(true);
+    server.database.set_failing(true);
     for _ in 0..2 {
         let status = quote::get_quote(&mut client, "ACME").await.unwrap_err();
         assert_eq!(
@@ -316,7 +316,7 @@ async fn a_tonic_server_behind_the_layer_trips_rejects_without_reaching_the_hand
         );
     }
     assert_eq!(breaker.state(), State::Open);
-    assert_eq!(server.hits(), 3);
+    assert_eq!(server.database.hits(), 3);
 
     for _ in 0..4 {
         let status = quote::get_quote(&mut client, "ACME").await.unwrap_err();
@@ -327,13 +327,17 @@ async fn a_tonic_server_behind_the_layer_trips_rejects_without_reaching_the_hand
             "10000"
         );
     }
-    assert_eq!(server.hits(), 3, "rejections must not reach the handler");
+    assert_eq!(
+        server.database.hits(),
+        3,
+        "rejections must not reach the handler"
+    );
 
-    server.fail(false);
+    server.database.set_failing(false);
     tokio::time::advance(Duration::from_secs(10)).await;
     assert_eq!(quote::get_quote(&mut client, "ACME").await.unwrap(), 4204);
     assert_eq!(breaker.state(), State::Closed);
-    assert_eq!(server.hits(), 4);
+    assert_eq!(server.database.hits(), 4);
     let stats = breaker.stats();
     assert_eq!((stats.successes, stats.failures, stats.rejected), (2, 2, 4));
     assert_eq!(start.elapsed(), Duration::from_secs(10));
@@ -363,7 +367,7 @@ async fn a_tonic_client_behind_the_layer_stops_calling_a_failing_server() {
         assert_eq!(quote::get_quote(&mut client, "AB").await.unwrap(), 4202);
     }
     assert_eq!(breaker.stats().successes, 2);
-    server.fail(true);
+    server.database.set_failing(true);
     for _ in 0..3 {
         let status = quote::get_quote(&mut client, "AB").await.unwrap_err();
         assert_eq!(
@@ -372,7 +376,7 @@ async fn a_tonic_client_behind_the_layer_stops_calling_a_failing_server() {
         );
     }
     assert_eq!(breaker.state(), State::Open);
-    assert_eq!(server.hits(), 5);
+    assert_eq!(server.database.hits(), 5);
 
     for _ in 0..3 {
         let status = quote::get_quote(&mut client, "AB").await.unwrap_err();
@@ -383,12 +387,16 @@ async fn a_tonic_client_behind_the_layer_stops_calling_a_failing_server() {
             .expect("the rejection as the status's source");
         assert_eq!(rejected.retry_after(), Some(Duration::from_secs(10)));
     }
-    assert_eq!(server.hits(), 5, "rejected calls must not reach the server");
+    assert_eq!(
+        server.database.hits(),
+        5,
+        "rejected calls must not reach the server"
+    );
 
-    server.fail(false);
+    server.database.set_failing(false);
     tokio::time::advance(Duration::from_secs(10)).await;
     assert_eq!(quote::get_quote(&mut client, "AB").await.unwrap(), 4202);
     assert_eq!(breaker.state(), State::Closed);
-    assert_eq!(server.hits(), 6);
+    assert_eq!(server.database.hits(), 6);
     assert_eq!(start.elapsed(), Duration::from_secs(10));
 }
