@@ -3,7 +3,7 @@
 //! once with `Status::unavailable` (carrying a retry pushback) without reaching the server.
 //!
 //! The gRPC service is hand-written (prost derive, `tonic::client::Grpc`, no protoc); see
-//! `src/quote.rs`. The example starts its own server on loopback and exits:
+//! `crates/tower-cutout/tests/support/quote_service.rs`. The example starts its own server on loopback and exits:
 //! `cargo run -p tower-cutout-examples --example tonic_client`
 
 use std::time::Duration;

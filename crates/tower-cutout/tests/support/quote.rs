@@ -1,7 +1,7 @@
 //! The tower examples' hand-written gRPC service, `quotes.Quotes/Get` (prost messages
-//! derived by hand, tonic's generic server and client, no protoc), compiled in from
-//! `examples/tower/src/quote.rs` so that the examples and these tests run one definition;
-//! and helpers to serve it on 127.0.0.1.
+//! derived by hand, tonic's generic server and client, no protoc), defined in
+//! `quote_service.rs` (which the tower examples compile in too, so both run one
+//! definition); and helpers to serve it on 127.0.0.1.
 //!
 //! `QuoteServer` answers 4200 cents plus one per letter of the symbol, or `UNAVAILABLE`
 //! while its `database` fails (`database.set_failing`); `database.hits()` counts the calls
@@ -9,10 +9,10 @@
 
 use std::net::SocketAddr;
 
-#[path = "../../../../examples/tower/src/quote.rs"]
-mod examples;
+#[path = "quote_service.rs"]
+mod service;
 
-pub use examples::{QuoteServer, get_quote};
+pub use service::{QuoteServer, get_quote};
 
 /// A listener on 127.0.0.1, any port.
 pub async fn listen() -> (tokio::net::TcpListener, SocketAddr) {

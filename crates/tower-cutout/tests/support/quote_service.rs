@@ -1,9 +1,9 @@
 //! The pieces the examples share: a flaky dependency and a hand-written gRPC service.
 //!
-//! tower-cutout's gRPC tests compile this file in too (`#[path]` in
-//! `crates/tower-cutout/tests/support/quote.rs`), so the examples and the tests run one
-//! `quotes.Quotes` definition. It must stand alone: no `crate::` or `super::` paths, and
-//! only dependencies both packages have.
+//! It lives with tower-cutout's gRPC tests (so the published crate's tests are whole) and
+//! the tower examples compile it in with `#[path]` (`examples/tower/src/lib.rs`), so the
+//! examples and the tests run one `quotes.Quotes` definition. It must stand alone: no
+//! `crate::` or `super::` paths, and only dependencies both packages have.
 
 use std::convert::Infallible;
 use std::future::Future;
