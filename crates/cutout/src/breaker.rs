@@ -568,8 +568,9 @@ impl Shared {
     /// [`record`](Self::record), feeding the sliding window (if any) with the call's time.
     ///
     /// The common case inline: closed, same generation, nothing to change in the word, no
-    /// listener that wants outcomes, and no window (or a count window whose claim settles
-    /// a success). The rest out of line.
+    /// listener that wants outcomes, and no window. A windowed success with nothing else to
+    /// do is one out-of-line call ([`record_window_success`](Self::record_window_success));
+    /// the rest goes to [`record_rest`](Self::record_rest).
     #[inline(always)]
     fn record_timed(&self, generation: u16, outcome: Outcome, timing: Timing) {
         self.counters.recorded(outcome);

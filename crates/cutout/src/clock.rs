@@ -1,7 +1,8 @@
 //! Time sources.
 //!
 //! A breaker reads time only on its slow paths (open, half-open, a trip); the closed path
-//! never does. Every constructor that reads time has a `*_with_clock` twin, and tests drive
+//! never does, unless a rate policy needs the time of each call (a time window, or a
+//! slow-call rate). Every constructor that reads time has a `*_with_clock` twin, and tests drive
 //! the breaker with a [`ManualClock`] that moves only when told to.
 
 use std::fmt;

@@ -172,9 +172,9 @@ impl TimeWindow {
             return false;
         }
         if let Some(local) = local {
-            // Only this thread writes its count.
-            // A zero word was never pointed at a bucket (or at stamp 0, after 2^44
-            // bucket widths): `record` points it first, so the sums know to read it.
+            // Only this thread writes its count. A zero word was never pointed at a
+            // bucket (or at stamp 0, after 2^44 bucket widths): `record` points it first,
+            // so that the sums know to read it.
             let mine = local.word.load(Ordering::Relaxed);
             if mine != 0 && mine >> COUNT_WIDTH == at.stamp && mine & COUNT_MASK != MAX_BUCKET_COUNT
             {
