@@ -568,9 +568,10 @@ impl Shared {
     /// [`record`](Self::record), feeding the sliding window (if any) with the call's time.
     ///
     /// The common case inline: closed, same generation, nothing to change in the word, no
-    /// listener that wants outcomes, and no window. A windowed success with nothing else to
-    /// do is one out-of-line call ([`record_window_success`](Self::record_window_success));
-    /// the rest goes to [`record_rest`](Self::record_rest).
+    /// listener that wants outcomes, and no window, or a count window whose claim settles
+    /// the success. A time window's success with nothing else to do is one out-of-line
+    /// call ([`record_window_success`](Self::record_window_success)); the rest goes to
+    /// [`record_rest`](Self::record_rest).
     #[inline(always)]
     fn record_timed(&self, generation: u16, outcome: Outcome, timing: Timing) {
         self.counters.recorded(outcome);
@@ -584,16 +585,24 @@ impl Shared {
         if !(unchanged && self.plain_record) {
             if unchanged && !self.record_events && outcome == Outcome::Success {
                 if let Some(window) = &self.window {
-                    return self.record_window_success(window, generation, timing);
+                    if window.policy.needs_time() {
+                        return self.record_window_success(window, generation, timing);
+                    }
+                    // A count window's steady state ends in the claim, inline: no clock.
+                    let claimed = window.claim_count(generation, false);
+                    if claimed != Claim::Done {
+                        self.feed(window, generation, outcome, timing, claimed);
+                    }
+                    return;
                 }
             }
             self.record_rest(s, unchanged, current, generation, outcome, timing);
         }
     }
 
-    /// A success with nothing to write to the word and no one to tell: only the window to
-    /// feed. A window's steady state ends in the claim. Out of line, so that breakers
-    /// without a window do not carry the window's code on their closed path.
+    /// A success with nothing to write to the word and no one to tell: only the time
+    /// window to feed. Its steady state ends in the claim. Out of line, so that other
+    /// breakers do not carry the clock read and the window's code on their closed path.
     #[inline(never)]
     fn record_window_success(&self, window: &Window, generation: u16, timing: Timing) {
         let claimed = window.claim(generation, false, || self.now_ticks(), &self.counters);

@@ -393,20 +393,39 @@ impl Window {
             return Claim::Nothing;
         };
         match &self.kind {
-            Kind::Calls(w) => {
-                let call = Call {
-                    failed,
-                    slow: false,
-                };
-                match w.claim(epoch, call) {
-                    Ok(()) => Claim::Done,
-                    Err(index) => Claim::Slot { epoch, index },
-                }
-            }
+            Kind::Calls(w) => Self::claim_slot(w, epoch, failed),
             Kind::Time(w) if !failed && w.count_success(epoch, now(), counters.local()) => {
                 Claim::Done
             }
             Kind::Time(_) => Claim::Nothing,
+        }
+    }
+
+    /// [`claim`](Self::claim) for a count window only (no clock, small enough to inline
+    /// on the closed path); `Claim::Nothing` for a time window.
+    #[inline]
+    pub(crate) fn claim_count(&self, generation: u16, failed: bool) -> Claim {
+        let Kind::Calls(w) = &self.kind else {
+            return Claim::Nothing;
+        };
+        if !self.quick {
+            return Claim::Nothing;
+        }
+        match self.control.peek(generation) {
+            Some(epoch) => Self::claim_slot(w, epoch, failed),
+            None => Claim::Nothing,
+        }
+    }
+
+    #[inline]
+    fn claim_slot(w: &CountWindow, epoch: u64, failed: bool) -> Claim {
+        let call = Call {
+            failed,
+            slow: false,
+        };
+        match w.claim(epoch, call) {
+            Ok(()) => Claim::Done,
+            Err(index) => Claim::Slot { epoch, index },
         }
     }
 
@@ -689,13 +708,17 @@ mod tests {
             assert_eq!(claimed, Claim::Slot { epoch: 1, index });
             assert_eq!(w.record(0, s, 0, claimed, &k, || unreachable!()), None);
         }
-        // Slot 0 holds a success: the next success is settled by the claim.
+        // Slot 0 holds a success: the next success is settled by the claim (the count
+        // window's own claim does the same, without a clock or the counters).
         assert_eq!(w.claim(0, false, no_clock, &k), Claim::Done);
+        assert_eq!(w.claim_count(3, false), Claim::Nothing);
+        assert_eq!(w.claim_count(0, false), Claim::Done);
         assert_eq!(w.record(0, s, 0, Claim::Done, &k, || unreachable!()), None);
         assert_eq!(w.counts(0, 0, &k), counts(10, 0, 0));
-        // A failure in slot 1 of 10: below 50 %.
+        // Those two claims took slots 0 and 1: the failure below lands in slot 2.
+        // A failure in slot 2 of 10: below 50 %.
         let claimed = w.claim(0, true, no_clock, &k);
-        assert_eq!(claimed, Claim::Slot { epoch: 1, index: 1 });
+        assert_eq!(claimed, Claim::Slot { epoch: 1, index: 2 });
         assert_eq!(w.record(0, f, 0, claimed, &k, || unreachable!()), None);
         assert_eq!(w.counts(0, 0, &k), counts(10, 1, 0));
         // A claim moves no window to a new generation; `record` does, when asked.
@@ -730,6 +753,7 @@ mod tests {
         // An empty bucket is started by `record` (it must check the rate: older calls may
         // have left); a failure is always left to `record`.
         assert_eq!(w.claim(0, false, || 3, &k), Claim::Nothing);
+        assert_eq!(w.claim_count(0, false), Claim::Nothing);
         assert_eq!(w.claim(0, true, || unreachable!(), &k), Claim::Nothing);
         assert_eq!(
             w.record(0, s, 3, Claim::Nothing, &k, || unreachable!()),
