@@ -172,7 +172,7 @@ impl CircuitBreaker {
 
     /// Runs `f` if the breaker admits it; `Err` is a failure, `Ok` a success. A panic in `f`
     /// records nothing but releases the slot (as [`Outcome::Ignored`]).
-    #[inline]
+    #[inline(always)]
     pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
         self.call_with(default_classify, f)
     }
@@ -194,7 +194,7 @@ impl CircuitBreaker {
     /// assert_eq!(breaker.state(), cutout::State::Closed);
     /// # Ok::<(), cutout::ConfigError>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn call_with<T, E>(
         &self,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
