@@ -594,6 +594,16 @@ mod tests {
         assert_eq!(control.peek(2), None);
     }
 
+    /// A success and a failure, neither slow.
+    const S: Call = Call {
+        failed: false,
+        slow: false,
+    };
+    const F: Call = Call {
+        failed: true,
+        slow: false,
+    };
+
     fn policy(failure: Option<f64>, slow: Option<f64>, minimum_calls: u32) -> WindowPolicy {
         WindowPolicy {
             shape: Shape::Calls(10),
@@ -692,37 +702,29 @@ mod tests {
             w.claim(0, false, no_clock, &k),
             Claim::Slot { epoch: 1, index: 0 }
         );
-        let s = Call {
-            failed: false,
-            slow: false,
-        };
-        let f = Call {
-            failed: true,
-            slow: false,
-        };
         let claimed = Claim::Slot { epoch: 1, index: 0 };
-        assert_eq!(w.record(0, s, 0, claimed, &k, || unreachable!()), None);
+        assert_eq!(w.record(0, S, 0, claimed, &k, || unreachable!()), None);
         assert_eq!(w.counts(0, 0, &k), counts(1, 0, 0));
         for index in 1..10 {
             let claimed = w.claim(0, false, no_clock, &k);
             assert_eq!(claimed, Claim::Slot { epoch: 1, index });
-            assert_eq!(w.record(0, s, 0, claimed, &k, || unreachable!()), None);
+            assert_eq!(w.record(0, S, 0, claimed, &k, || unreachable!()), None);
         }
         // Slot 0 holds a success: the next success is settled by the claim (the count
         // window's own claim does the same, without a clock or the counters).
         assert_eq!(w.claim(0, false, no_clock, &k), Claim::Done);
         assert_eq!(w.claim_count(3, false), Claim::Nothing);
         assert_eq!(w.claim_count(0, false), Claim::Done);
-        assert_eq!(w.record(0, s, 0, Claim::Done, &k, || unreachable!()), None);
+        assert_eq!(w.record(0, S, 0, Claim::Done, &k, || unreachable!()), None);
         assert_eq!(w.counts(0, 0, &k), counts(10, 0, 0));
         // Those two claims took slots 0 and 1: the failure below lands in slot 2.
         // A failure in slot 2 of 10: below 50 %.
         let claimed = w.claim(0, true, no_clock, &k);
         assert_eq!(claimed, Claim::Slot { epoch: 1, index: 2 });
-        assert_eq!(w.record(0, f, 0, claimed, &k, || unreachable!()), None);
+        assert_eq!(w.record(0, F, 0, claimed, &k, || unreachable!()), None);
         assert_eq!(w.counts(0, 0, &k), counts(10, 1, 0));
         // A claim moves no window to a new generation; `record` does, when asked.
-        assert_eq!(w.record(3, f, 0, Claim::Nothing, &k, || true), None);
+        assert_eq!(w.record(3, F, 0, Claim::Nothing, &k, || true), None);
         assert_eq!(w.counts(3, 0, &k), counts(1, 1, 0));
 
         // With a slow-call rate the claim leaves everything to `record`, which needs the
@@ -734,14 +736,6 @@ mod tests {
 
     #[test]
     fn claims_count_successes_in_the_current_bucket_of_a_time_window() {
-        let s = Call {
-            failed: false,
-            slow: false,
-        };
-        let f = Call {
-            failed: true,
-            slow: false,
-        };
         let w = Window::new(WindowPolicy {
             shape: Shape::Time {
                 width_ticks: 10,
@@ -756,7 +750,7 @@ mod tests {
         assert_eq!(w.claim_count(0, false), Claim::Nothing);
         assert_eq!(w.claim(0, true, || unreachable!(), &k), Claim::Nothing);
         assert_eq!(
-            w.record(0, s, 3, Claim::Nothing, &k, || unreachable!()),
+            w.record(0, S, 3, Claim::Nothing, &k, || unreachable!()),
             None
         );
         // The same bucket: counted by the claim alone.
@@ -770,16 +764,16 @@ mod tests {
         // A success must then be judged (it brings the volume to five), so the claim
         // leaves it to `record`.
         assert_eq!(
-            w.record(0, f, 9, Claim::Nothing, &k, || unreachable!()),
+            w.record(0, F, 9, Claim::Nothing, &k, || unreachable!()),
             None
         );
         assert_eq!(
-            w.record(0, f, 9, Claim::Nothing, &k, || unreachable!()),
+            w.record(0, F, 9, Claim::Nothing, &k, || unreachable!()),
             None
         );
         assert_eq!(w.claim(0, false, || 9, &k), Claim::Nothing);
         assert_eq!(
-            w.record(0, s, 9, Claim::Nothing, &k, || unreachable!()),
+            w.record(0, S, 9, Claim::Nothing, &k, || unreachable!()),
             Some(Cause::FailureRate {
                 failures: 2,
                 calls: 5
