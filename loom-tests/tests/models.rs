@@ -154,6 +154,15 @@ impl Fixture {
     }
 }
 
+/// The edges of one trip on the failure rate, `failures` of `calls`.
+fn rate_trip(failures: u32, calls: u32) -> [(State, State, Cause); 1] {
+    [(
+        State::Closed,
+        State::Open,
+        Cause::FailureRate { failures, calls },
+    )]
+}
+
 /// Runs `f` under loom with at most `max` preemptions (fewer if `LOOM_MAX_PREEMPTIONS`
 /// says so): for the models whose threads touch a window's atomics besides the state word,
 /// where each preemption more multiplies the run time many times over.
@@ -624,17 +633,7 @@ fn count_window_totals_survive_racing_calls() {
                 Err(CallError::Inner(()))
             );
         }
-        assert_eq!(
-            f.log.edges(),
-            [(
-                State::Closed,
-                State::Open,
-                Cause::FailureRate {
-                    failures: 2,
-                    calls: 2
-                }
-            )]
-        );
+        assert_eq!(f.log.edges(), rate_trip(2, 2));
         f.settled(7);
     });
 }
@@ -663,17 +662,7 @@ fn failure_rate_trips_exactly_once() {
                 Err(CallError::Inner(()))
             );
         }
-        assert_eq!(
-            f.log.edges(),
-            [(
-                State::Closed,
-                State::Open,
-                Cause::FailureRate {
-                    failures: 2,
-                    calls: 2
-                }
-            )]
-        );
+        assert_eq!(f.log.edges(), rate_trip(2, 2));
         let s = f.settled(2);
         assert_eq!((s.state, s.trips, s.stale), (State::Open, 1, 0));
     });
@@ -716,17 +705,7 @@ fn time_window_counts_a_racing_success_and_failure_once() {
             f.breaker.call(|| Err::<(), _>(())),
             Err(CallError::Inner(()))
         );
-        assert_eq!(
-            f.log.edges(),
-            [(
-                State::Closed,
-                State::Open,
-                Cause::FailureRate {
-                    failures: 2,
-                    calls: 4
-                }
-            )]
-        );
+        assert_eq!(f.log.edges(), rate_trip(2, 4));
         f.settled(4);
     });
 }

@@ -273,20 +273,8 @@ impl CountWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::window::test_calls::{F, S, SLOW};
     use proptest::prelude::*;
-
-    const F: Call = Call {
-        failed: true,
-        slow: false,
-    };
-    const S: Call = Call {
-        failed: false,
-        slow: false,
-    };
-    const SLOW: Call = Call {
-        failed: false,
-        slow: true,
-    };
 
     fn c(calls: u32, failures: u32, slow: u32) -> Counts {
         Counts {

@@ -564,8 +564,28 @@ impl Control {
 #[repr(align(128))]
 pub(crate) struct Padded<T>(pub(crate) T);
 
+/// The calls the window tests feed: a failure, a success, a slow success.
+#[cfg(test)]
+pub(crate) mod test_calls {
+    use super::Call;
+
+    pub(crate) const F: Call = Call {
+        failed: true,
+        slow: false,
+    };
+    pub(crate) const S: Call = Call {
+        failed: false,
+        slow: false,
+    };
+    pub(crate) const SLOW: Call = Call {
+        failed: false,
+        slow: true,
+    };
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_calls::{F, S};
     use super::*;
 
     /// A result of closed generation 2 checks that 2 is current, then (preempted) the
@@ -593,16 +613,6 @@ mod tests {
         assert_eq!(control.peek(4), Some(four));
         assert_eq!(control.peek(2), None);
     }
-
-    /// A success and a failure, neither slow.
-    const S: Call = Call {
-        failed: false,
-        slow: false,
-    };
-    const F: Call = Call {
-        failed: true,
-        slow: false,
-    };
 
     fn policy(failure: Option<f64>, slow: Option<f64>, minimum_calls: u32) -> WindowPolicy {
         WindowPolicy {

@@ -334,16 +334,8 @@ fn add(counter: &AtomicU64, stamp: u64, n: u64) -> Added {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::window::test_calls::{F, S};
     use proptest::prelude::*;
-
-    const F: Call = Call {
-        failed: true,
-        slow: false,
-    };
-    const S: Call = Call {
-        failed: false,
-        slow: false,
-    };
 
     fn c(calls: u32, failures: u32, slow: u32) -> Counts {
         Counts {
