@@ -574,7 +574,7 @@ impl Shared {
     /// [`record_rest`](Self::record_rest).
     #[inline(always)]
     fn record_timed(&self, generation: u16, outcome: Outcome, timing: Timing) {
-        self.counters.recorded(outcome);
+        let local = self.counters.recorded(outcome);
         let s = self.load();
         // Closed, same generation, and (success with no failures, or ignored): no write.
         let current = s.0 & ((1 << (STATE_WIDTH + state::GENERATION_WIDTH)) - 1)
@@ -586,6 +586,13 @@ impl Shared {
             if unchanged && !self.record_events && outcome == Outcome::Success {
                 if let Some(window) = &self.window {
                     if window.policy.needs_time() {
+                        // A time window's steady state: a success in the bucket of the
+                        // thread's last call, counted in its own slot, inline.
+                        if let Some(local) = local {
+                            if window.claim_own_success(generation, || self.now_ticks(), local) {
+                                return;
+                            }
+                        }
                         return self.record_window_success(window, generation, timing);
                     }
                     // A count window's steady state ends in the claim, inline: no clock.
@@ -600,9 +607,10 @@ impl Shared {
         }
     }
 
-    /// A success with nothing to write to the word and no one to tell: only the time
-    /// window to feed. Its steady state ends in the claim. Out of line, so that other
-    /// breakers do not carry the clock read and the window's code on their closed path.
+    /// A success with nothing to write to the word and no one to tell, that the thread's
+    /// own count did not take: only the time window to feed (the thread's first call in a
+    /// bucket, or a thread without a slot). Out of line, so that the closed path does not
+    /// carry the window's code.
     #[inline(never)]
     fn record_window_success(&self, window: &Window, generation: u16, timing: Timing) {
         let claimed = window.claim(generation, false, || self.now_ticks(), &self.counters);

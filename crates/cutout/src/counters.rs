@@ -65,6 +65,11 @@ struct Slot {
 pub(crate) struct LocalCount {
     pub(crate) word: AtomicU64,
     pub(crate) index: AtomicU64,
+    /// The window's epoch when `word` was pointed at its bucket (0, never an epoch, until
+    /// then) and the bucket's first tick: a success in that epoch before the bucket's
+    /// end counts in `word` without locating its bucket.
+    pub(crate) epoch: AtomicU64,
+    pub(crate) start: AtomicU64,
 }
 
 /// A lifetime counter: its index in a [`Slot`].
@@ -227,16 +232,21 @@ mod per_thread {
             }
         }
 
-        /// Adds one to `counter` in this thread's slot.
+        /// Adds one to `counter` in this thread's slot; returns the slot if the thread has
+        /// one of its own.
         #[inline]
-        fn bump(&self, counter: Counter) {
+        fn bump(&self, counter: Counter) -> Option<&Slot> {
             match self.owned.get(current_id()) {
                 // Only this thread writes its slot: a load and a store suffice.
                 Some(slot) => {
                     let c = slot.get(counter);
                     c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                    Some(slot)
                 }
-                None => self.bump_slow(counter),
+                None => {
+                    self.bump_slow(counter);
+                    None
+                }
             }
         }
 
@@ -274,9 +284,11 @@ mod per_thread {
             self.bump(Counter::Probes);
         }
 
+        /// Counts `outcome`; returns this thread's time-window count, as
+        /// [`local`](Self::local) does (the same slot, found once).
         #[inline]
-        pub(crate) fn recorded(&self, outcome: Outcome) {
-            self.bump(Counter::of(outcome));
+        pub(crate) fn recorded(&self, outcome: Outcome) -> Option<&LocalCount> {
+            self.bump(Counter::of(outcome)).map(|slot| &slot.window)
         }
 
         pub(crate) fn totals(&self) -> Totals {
@@ -411,8 +423,9 @@ mod one_slot {
             self.bump(Counter::Probes);
         }
 
-        pub(crate) fn recorded(&self, outcome: Outcome) {
+        pub(crate) fn recorded(&self, outcome: Outcome) -> Option<&LocalCount> {
             self.bump(Counter::of(outcome));
+            None
         }
 
         pub(crate) fn totals(&self) -> Totals {

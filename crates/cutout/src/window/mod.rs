@@ -98,7 +98,7 @@ mod time;
 use std::fmt;
 use std::time::Duration;
 
-use crate::counters::Counters;
+use crate::counters::{Counters, LocalCount};
 use crate::state::Cause;
 use crate::sync::{AtomicU64, Ordering};
 
@@ -394,11 +394,35 @@ impl Window {
         };
         match &self.kind {
             Kind::Calls(w) => Self::claim_slot(w, epoch, failed),
-            Kind::Time(w) if !failed && w.count_success(epoch, now(), counters.local()) => {
-                Claim::Done
+            Kind::Time(w) if !failed => {
+                let counted = match counters.local() {
+                    Some(local) => w.count_own(epoch, now, local),
+                    None => w.count_shared(epoch, now()),
+                };
+                if counted { Claim::Done } else { Claim::Nothing }
             }
             Kind::Time(_) => Claim::Nothing,
         }
+    }
+
+    /// [`claim`](Self::claim) of a success in a time window by a thread with a count of
+    /// its own (`local`), for the closed path: small enough to inline; `false` for
+    /// anything else.
+    #[inline]
+    pub(crate) fn claim_own_success(
+        &self,
+        generation: u16,
+        now: impl FnOnce() -> u64,
+        local: &LocalCount,
+    ) -> bool {
+        let Kind::Time(w) = &self.kind else {
+            return false;
+        };
+        self.quick
+            && match self.control.peek(generation) {
+                Some(epoch) => w.count_own(epoch, now, local),
+                None => false,
+            }
     }
 
     /// [`claim`](Self::claim) for a count window only (no clock, small enough to inline
@@ -789,6 +813,41 @@ mod tests {
                 calls: 5
             })
         );
+    }
+
+    #[test]
+    fn claims_a_success_in_the_threads_own_count_of_a_time_window_only() {
+        let time = Shape::Time {
+            width_ticks: 10,
+            buckets: 2,
+        };
+        let w = Window::new(WindowPolicy {
+            shape: time,
+            ..policy(Some(0.5), None, 5)
+        });
+        let k = Counters::with_slots(1024);
+        k.admitted(); // gives this thread an id: below 1024, so a slot of its own
+        let local = k.local().expect("this thread has a slot");
+        // Not yet pointed at a bucket: left to `record`, which points it.
+        assert!(!w.claim_own_success(0, || 3, local));
+        assert_eq!(
+            w.record(0, S, 3, Claim::Nothing, &k, || unreachable!()),
+            None
+        );
+        assert!(w.claim_own_success(0, || 9, local));
+        assert_eq!(w.counts(0, 9, &k), counts(2, 0, 0));
+        // Another generation (no clock read), or the next bucket: nothing done.
+        assert!(!w.claim_own_success(1, || unreachable!(), local));
+        assert!(!w.claim_own_success(0, || 10, local));
+        assert_eq!(w.counts(0, 9, &k), counts(2, 0, 0));
+        // A count window, or a time window that times calls (a slow-call rate), never.
+        let count = Window::new(policy(Some(0.5), None, 5));
+        assert!(!count.claim_own_success(0, || unreachable!(), local));
+        let slow = Window::new(WindowPolicy {
+            shape: time,
+            ..policy(None, Some(0.5), 5)
+        });
+        assert!(!slow.claim_own_success(0, || unreachable!(), local));
     }
 
     #[test]

@@ -34,7 +34,9 @@
 //! tells). A thread with a slot of its own in the breaker's per-thread counters (see
 //! `crate::counters`) counts those in its slot's [`LocalCount`]: a word of the same format
 //! as a bucket's counter, written with a plain store, so a healthy dependency's calls write
-//! no shared line. The thread's first call in a bucket goes to the bucket's shared counter
+//! no shared line. The count also keeps the epoch and the first tick of its bucket, so such
+//! a success is told by two comparisons, without locating its bucket (no hint, no
+//! multiplication). The thread's first call in a bucket goes to the bucket's shared counter
 //! (it may start the bucket, and then the window is judged), adds what the thread counted
 //! in its last bucket to that bucket's shared counter (dropped if that bucket has moved
 //! on), and points the thread's count at the new bucket. A sum adds the counts of every
@@ -99,6 +101,8 @@ const _: () = assert!(crate::state::MAX_TICK < 1 << (64 - HINT_TINDEX_SHIFT));
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Located {
     stamp: u64,
+    /// The bucket's first tick.
+    start: u64,
     index: usize,
     /// The pending bit, as read with the hint.
     pending: bool,
@@ -135,8 +139,8 @@ impl TimeWindow {
         let tindex = hint >> HINT_TINDEX_SHIFT;
         // tindex < 2^40 and width < 2^36: the product does not overflow.
         let start = tindex.saturating_mul(self.width);
-        let (tindex, index) = if now >= start && now - start < self.width {
-            (tindex, hint & HINT_INDEX_MASK)
+        let (tindex, index, start) = if now >= start && now - start < self.width {
+            (tindex, hint & HINT_INDEX_MASK, start)
         } else {
             let tindex = now / self.width;
             let index = tindex % self.len();
@@ -147,40 +151,57 @@ impl TimeWindow {
                 .hint
                 .0
                 .compare_exchange(hint, moved, Ordering::Relaxed, Ordering::Relaxed);
-            (tindex, index)
+            // At most `now`: no overflow.
+            (tindex, index, tindex * self.width)
         };
         Located {
             stamp: epoch.wrapping_mul(self.len()).wrapping_add(tindex) & STAMP_MASK,
+            start,
             index: index as usize,
             pending: hint & HINT_PENDING != 0,
         }
     }
 
-    /// Counts a success at tick `now` in `epoch` if that is all there is to do: no rate is
-    /// pending on the minimum volume, and
+    /// Counts a success in the calling thread's own count (see [`LocalCount`]) if that is
+    /// all there is to do: the count is for this epoch's bucket of tick `now()`, it is not
+    /// full, and no rate is pending on the minimum volume. A load and a plain store; no
+    /// division, and the clock is read only when the epoch matches.
     ///
-    /// * with `local` (the calling thread's own count, see [`LocalCount`]): the thread's
-    ///   count is already for this bucket, and is not full: a load and a plain store;
-    /// * without: the bucket already holds this stamp: one compare-exchange, tried once
-    ///   (none if the bucket is full: the count saturates).
+    /// `false` (nothing done) leaves the call to [`record`](Self::record), which points
+    /// the count at the call's bucket.
+    #[inline]
+    pub(crate) fn count_own(
+        &self,
+        epoch: u64,
+        now: impl FnOnce() -> u64,
+        local: &LocalCount,
+    ) -> bool {
+        // Only this thread writes its count. `epoch` and `start` are set with `word`, by
+        // `record`: a count never pointed at a bucket has epoch 0, which no window has.
+        if local.epoch.load(Ordering::Relaxed) != epoch
+            || self.hint.0.load(Ordering::Relaxed) & HINT_PENDING != 0
+            || now().wrapping_sub(local.start.load(Ordering::Relaxed)) >= self.width
+        {
+            return false;
+        }
+        let mine = local.word.load(Ordering::Relaxed);
+        if mine & COUNT_MASK == MAX_BUCKET_COUNT {
+            return false;
+        }
+        local.word.store(mine + 1, Ordering::Relaxed);
+        true
+    }
+
+    /// Counts a success at tick `now` in `epoch` in the shared bucket, for a thread without
+    /// a count of its own, if that is all there is to do: the bucket already holds this
+    /// stamp and no rate is pending on the minimum volume. One compare-exchange, tried
+    /// once (none if the bucket is full: the count saturates).
     ///
     /// `false` (nothing done) leaves the call to [`record`](Self::record).
     #[inline]
-    pub(crate) fn count_success(&self, epoch: u64, now: u64, local: Option<&LocalCount>) -> bool {
+    pub(crate) fn count_shared(&self, epoch: u64, now: u64) -> bool {
         let at = self.locate(epoch, now);
         if at.pending {
-            return false;
-        }
-        if let Some(local) = local {
-            // Only this thread writes its count. A zero word was never pointed at a
-            // bucket (or at stamp 0, after 2^44 bucket widths): `record` points it first,
-            // so that the sums know to read it.
-            let mine = local.word.load(Ordering::Relaxed);
-            if mine != 0 && mine >> COUNT_WIDTH == at.stamp && mine & COUNT_MASK != MAX_BUCKET_COUNT
-            {
-                local.word.store(mine + 1, Ordering::Relaxed);
-                return true;
-            }
             return false;
         }
         let Some(bucket) = self.buckets.get(at.index) else {
@@ -197,7 +218,7 @@ impl TimeWindow {
 
     /// Records one call at tick `now` in `epoch` in the shared bucket, and moves the calling
     /// thread's own count (if it has one) to this bucket, so that its next successes here
-    /// are counted by [`count_success`](Self::count_success) alone. Returns the window's
+    /// are counted by [`count_own`](Self::count_own) alone. Returns the window's
     /// counts when they may have crossed a threshold: the call failed or was slow, started
     /// a new bucket (older calls may have left), or a rate was pending on the minimum
     /// volume.
@@ -222,7 +243,7 @@ impl TimeWindow {
             add(&bucket.slow, at.stamp, 1);
         }
         if let Some(local) = counters.local_to_use() {
-            self.move_local(local, at);
+            self.move_local(local, epoch, at);
         }
         if added == Added::Rolled || call.bits() != 0 || at.pending {
             Some(self.sum(at.stamp, counters))
@@ -235,7 +256,9 @@ impl TimeWindow {
     /// in another bucket to that bucket's shared count (where it is dropped if the bucket
     /// has moved on, as any late call). A sum racing the move may count those successes
     /// twice, for a moment: never less than once.
-    fn move_local(&self, local: &LocalCount, at: Located) {
+    fn move_local(&self, local: &LocalCount, epoch: u64, at: Located) {
+        local.epoch.store(epoch, Ordering::Relaxed);
+        local.start.store(at.start, Ordering::Relaxed);
         let mine = local.word.load(Ordering::Relaxed);
         if mine >> COUNT_WIDTH == at.stamp {
             return;
@@ -399,37 +422,44 @@ mod tests {
         let mine = || local.word.load(Ordering::Relaxed) & COUNT_MASK;
         // The thread's first call in a bucket goes to the shared count (it starts the
         // bucket) and points the thread's count there.
-        assert!(!w.count_success(1, 0, Some(local)));
+        assert!(!w.count_own(1, || 0, local));
         assert_eq!(w.record(1, S, 0, &k), Some(c(1, 0, 0)));
-        assert!(w.count_success(1, 3, Some(local)));
-        assert!(w.count_success(1, 9, Some(local)));
+        assert!(w.count_own(1, || 3, local));
+        assert!(w.count_own(1, || 9, local));
         assert_eq!((shared(0), mine()), (1, 2));
         assert_eq!(w.counts(1, 9, &k), c(3, 0, 0));
         // The next bucket: the thread's count is for the last one, so `record` takes the
         // call, adds the thread's two successes to bucket 0 and points it at bucket 1.
-        assert!(!w.count_success(1, 12, Some(local)));
+        assert!(!w.count_own(1, || 12, local));
         assert_eq!(w.record(1, F, 12, &k), Some(c(4, 1, 0)));
         assert_eq!((shared(0), shared(1), mine()), (3, 1, 0));
         assert_eq!(local.index.load(Ordering::Relaxed), 1);
-        assert!(w.count_success(1, 19, Some(local)));
+        assert!(w.count_own(1, || 19, local));
         assert_eq!(w.counts(1, 19, &k), c(5, 1, 0));
         // At tick 20 bucket 0 leaves; the thread's count (bucket 1) stays to tick 30.
         assert_eq!(w.counts(1, 20, &k), c(2, 1, 0));
         assert_eq!(w.counts(1, 30, &k), c(0, 0, 0));
-        // Another epoch's window holds none of it.
+        // Another epoch's window holds none of it, nor takes the thread's next success.
         assert_eq!(w.counts(2, 19, &k), c(0, 0, 0));
+        assert!(!w.count_own(2, || 19, local));
+        // Nor does a tick before the bucket's start.
+        assert!(!w.count_own(1, || 9, local));
         // A full count of its own sends the thread's successes to the shared count.
         let word = local.word.load(Ordering::Relaxed);
         local.word.store(word | MAX_BUCKET_COUNT, Ordering::Relaxed);
-        assert!(!w.count_success(1, 19, Some(local)));
+        assert!(!w.count_own(1, || 19, local));
         assert_eq!(w.record(1, S, 19, &k), None);
         assert_eq!((shared(1), mine()), (2, MAX_BUCKET_COUNT));
         // While a rate is pending, every success goes to `record` to be judged.
+        local.word.store(word, Ordering::Relaxed);
         w.set_pending(true);
-        assert!(!w.count_success(1, 19, None));
+        assert!(!w.count_own(1, || 19, local));
+        assert!(!w.count_shared(1, 19));
         w.set_pending(false);
-        assert!(w.count_success(1, 19, None));
-        assert_eq!(shared(1), 3);
+        assert!(w.count_own(1, || 19, local));
+        // A thread without a count of its own adds to the bucket's shared count.
+        assert!(w.count_shared(1, 19));
+        assert_eq!((shared(1), mine()), (3, 2));
     }
 
     #[test]
@@ -513,8 +543,13 @@ mod tests {
                 );
                 // A success may go by the fast path: the thread's own count (path 1) or
                 // the shared bucket's (path 2); what it leaves goes to `record`.
-                let local = if path == 1 { k.local() } else { None };
-                if path != 0 && call.bits() == 0 && w.count_success(epoch, now, local) {
+                let counted = call.bits() == 0
+                    && match (path, k.local()) {
+                        (1, Some(local)) => w.count_own(epoch, || now, local),
+                        (2, _) => w.count_shared(epoch, now),
+                        _ => false,
+                    };
+                if counted {
                     prop_assert_eq!(w.counts(epoch, now, &k), expected);
                     continue;
                 }
