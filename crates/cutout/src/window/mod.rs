@@ -408,7 +408,7 @@ impl Window {
     /// [`claim`](Self::claim) of a success in a time window by a thread with a count of
     /// its own (`local`), for the closed path: small enough to inline; `false` for
     /// anything else.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn claim_own_success(
         &self,
         generation: u16,

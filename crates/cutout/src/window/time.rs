@@ -169,7 +169,7 @@ impl TimeWindow {
     ///
     /// `false` (nothing done) leaves the call to [`record`](Self::record), which points
     /// the count at the call's bucket.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn count_own(
         &self,
         epoch: u64,
