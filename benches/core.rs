@@ -18,7 +18,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 mod support;
 
-use support::{cases, floor, on_threads};
+use support::{cases, floor, on_threads, threads_label};
 
 fn single_thread(c: &mut Criterion) {
     let mut g = c.benchmark_group("core_single_thread");
@@ -94,11 +94,7 @@ fn real_clock(c: &mut Criterion) {
 fn two_threads(c: &mut Criterion) {
     let mut g = c.benchmark_group("core_two_threads");
     for threads in [1, 2] {
-        let label = if threads == 1 {
-            "1_thread"
-        } else {
-            "2_threads"
-        };
+        let label = threads_label(threads);
 
         let word = floor::word();
         g.bench_function(BenchmarkId::new("floor_load_call_load", label), |b| {

@@ -18,7 +18,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 mod support;
 
-use support::{Work, cases, floor, on_threads};
+use support::{Work, cases, floor, on_threads, threads_label};
 
 fn closed_success(c: &mut Criterion) {
     let mut g = c.benchmark_group("peers_closed_success");
@@ -158,11 +158,7 @@ fn tower_stacks(c: &mut Criterion) {
 fn two_threads(c: &mut Criterion) {
     let mut g = c.benchmark_group("peers_two_threads_closed_success");
     for threads in [1, 2] {
-        let label = if threads == 1 {
-            "1_thread"
-        } else {
-            "2_threads"
-        };
+        let label = threads_label(threads);
         let word = floor::word();
         g.bench_function(BenchmarkId::new("floor_load_call_load", label), |b| {
             b.iter_custom(|iters| {

@@ -21,7 +21,7 @@ use cutout_keyed::KeyedBreakers;
 
 mod support;
 
-use support::{failing_call, floor, ok_call, on_threads};
+use support::{failing_call, floor, ok_call, on_threads, threads_label};
 
 fn with_window(window: Option<SlidingWindow>, clock: impl Clock) -> CircuitBreaker {
     let mut b = CircuitBreaker::builder().failure_threshold(u32::MAX);
@@ -247,8 +247,9 @@ fn single_thread(c: &mut Criterion) {
 fn two_threads(c: &mut Criterion) {
     let mut g = c.benchmark_group("windows_two_threads");
     for threads in [1, 2] {
+        let label = threads_label(threads);
         let shared = AtomicU64::new(0);
-        g.bench_function(BenchmarkId::new("floor_shared_fetch_add", threads), |b| {
+        g.bench_function(BenchmarkId::new("floor_shared_fetch_add", label), |b| {
             b.iter_custom(|iters| {
                 on_threads(
                     threads,
@@ -260,7 +261,7 @@ fn two_threads(c: &mut Criterion) {
         });
         for (name, cb, clock) in cases().into_iter().take(3) {
             g.bench_function(
-                BenchmarkId::new(format!("closed_success_{name}"), threads),
+                BenchmarkId::new(format!("closed_success_{name}"), label),
                 |b| {
                     b.iter_custom(|iters| {
                         on_threads(
@@ -280,12 +281,12 @@ fn two_threads(c: &mut Criterion) {
         for key in 0..1_000 {
             assert!(keyed_call(&hosts, key));
         }
-        g.bench_function(BenchmarkId::new("keyed_call_one_key", threads), |b| {
+        g.bench_function(BenchmarkId::new("keyed_call_one_key", label), |b| {
             b.iter_custom(|iters| {
                 on_threads(threads, iters, || (), |_| keyed_call(&hosts, black_box(7)))
             })
         });
-        g.bench_function(BenchmarkId::new("keyed_call_1000_keys", threads), |b| {
+        g.bench_function(BenchmarkId::new("keyed_call_1000_keys", label), |b| {
             b.iter_custom(|iters| {
                 on_threads(
                     threads,

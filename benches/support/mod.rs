@@ -14,6 +14,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+/// The id suffix of a two-thread group's row: `1_thread` or `2_threads` (what
+/// `bench-report` pairs up).
+pub(crate) fn threads_label(threads: usize) -> &'static str {
+    if threads == 1 {
+        "1_thread"
+    } else {
+        "2_threads"
+    }
+}
+
 /// The protected call's error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Fail;
