@@ -399,9 +399,36 @@ fn render_table(by_group: &Times, fastest_tenth: &Times) -> String {
 /// smaller ratio is better.
 struct Target {
     what: &'static str,
-    ratio: fn(&Times) -> Option<f64>,
+    ratio: Ratio,
     limit: f64,
     at_most: bool,
+}
+
+/// How a target's ratio is taken from one run's times.
+enum Ratio {
+    /// Row `num` over row `den` of `group`.
+    Rows(&'static str, &'static str, &'static str),
+    /// What a window (a row of `windows_single_thread`) adds to a closed success, over a
+    /// `fetch_add`.
+    WindowAdded(&'static str),
+    /// The fastest peer's closed success over cutout's.
+    FastestPeer,
+}
+
+impl Ratio {
+    fn of(&self, g: &Times) -> Option<f64> {
+        match *self {
+            Ratio::Rows(group, num, den) => ratio(get(g, group, num), get(g, group, den)),
+            Ratio::WindowAdded(window) => window_added(g, window),
+            Ratio::FastestPeer => {
+                let fastest_peer = ["failsafe", "recloser", "breaker"]
+                    .iter()
+                    .filter_map(|p| get(g, "peers_closed_success", p))
+                    .reduce(f64::min);
+                ratio(fastest_peer, get(g, "peers_closed_success", "cutout"))
+            }
+        }
+    }
 }
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -415,102 +442,73 @@ fn window_added(g: &Times, window: &str) -> Option<f64> {
     ratio(Some(added), get(g, group, "floor/fetch_add"))
 }
 
+const CORE: &str = "core_single_thread";
+const TWO_THREADS: &str = "peers_two_threads_closed_success";
+
 const TARGETS: &[Target] = &[
     Target {
         what: "closed success (`call`) / load + call + load floor",
-        ratio: |g| {
-            ratio(
-                get(g, "core_single_thread", "closed_success/call"),
-                get(g, "core_single_thread", "floor/load_call_load"),
-            )
-        },
+        ratio: Ratio::Rows(CORE, "closed_success/call", "floor/load_call_load"),
         limit: 3.0,
         at_most: true,
     },
     Target {
         what: "closed success (permit) / load + call + load floor",
-        ratio: |g| {
-            ratio(
-                get(g, "core_single_thread", "closed_success/permit"),
-                get(g, "core_single_thread", "floor/load_call_load"),
-            )
-        },
+        ratio: Ratio::Rows(CORE, "closed_success/permit", "floor/load_call_load"),
         limit: 3.0,
         at_most: true,
     },
     Target {
         what: "open reject (MonotonicClock) / `Instant::now`",
-        ratio: |g| {
-            ratio(
-                get(g, "core_real_clock", "open_reject/monotonic_clock"),
-                get(g, "core_real_clock", "floor/instant_now"),
-            )
-        },
+        ratio: Ratio::Rows(
+            "core_real_clock",
+            "open_reject/monotonic_clock",
+            "floor/instant_now",
+        ),
         limit: 1.5,
         at_most: true,
     },
     Target {
         what: "fastest peer's closed success / cutout's",
-        ratio: |g| {
-            let fastest_peer = ["failsafe", "recloser", "breaker"]
-                .iter()
-                .filter_map(|p| get(g, "peers_closed_success", p))
-                .reduce(f64::min);
-            ratio(fastest_peer, get(g, "peers_closed_success", "cutout"))
-        },
+        ratio: Ratio::FastestPeer,
         limit: 5.0,
         at_most: false,
     },
     Target {
         what: "tower-resilience stack / tower-cutout stack (closed success)",
-        ratio: |g| {
-            ratio(
-                get(g, "peers_tower_closed_success", "tower_resilience"),
-                get(g, "peers_tower_closed_success", "tower_cutout"),
-            )
-        },
+        ratio: Ratio::Rows(
+            "peers_tower_closed_success",
+            "tower_resilience",
+            "tower_cutout",
+        ),
         limit: 20.0,
         at_most: false,
     },
     Target {
         what: "cutout closed success, 2 threads / 1 thread (per call)",
-        ratio: |g| {
-            ratio(
-                get(g, "peers_two_threads_closed_success", "cutout/2_threads"),
-                get(g, "peers_two_threads_closed_success", "cutout/1_thread"),
-            )
-        },
+        ratio: Ratio::Rows(TWO_THREADS, "cutout/2_threads", "cutout/1_thread"),
         limit: 1.5,
         at_most: true,
     },
     Target {
         what: "tower-cutout closed success, 2 threads / 1 thread (per call)",
-        ratio: |g| {
-            ratio(
-                get(
-                    g,
-                    "peers_two_threads_closed_success",
-                    "tower_cutout/2_threads",
-                ),
-                get(
-                    g,
-                    "peers_two_threads_closed_success",
-                    "tower_cutout/1_thread",
-                ),
-            )
-        },
+        ratio: Ratio::Rows(
+            TWO_THREADS,
+            "tower_cutout/2_threads",
+            "tower_cutout/1_thread",
+        ),
         limit: 1.5,
         at_most: true,
     },
     Target {
         what: "what a count window of 100 adds to a closed success / `fetch_add`",
-        ratio: |g| window_added(g, "closed_success/count_window_100"),
+        ratio: Ratio::WindowAdded("closed_success/count_window_100"),
         limit: 2.0,
         at_most: true,
     },
     Target {
         what: "what a time window (ManualClock) adds to a closed success / `fetch_add`",
-        ratio: |g| window_added(g, "closed_success/time_window_10x1s_manual_clock"),
+        ratio: Ratio::WindowAdded("closed_success/time_window_10x1s_manual_clock"),
         limit: 2.0,
         at_most: true,
     },
@@ -524,7 +522,7 @@ fn render_targets(medians: &Times, fastest_tenth: &Times) -> String {
     );
     let shown = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"));
     for t in TARGETS {
-        let (median, fast) = ((t.ratio)(medians), (t.ratio)(fastest_tenth));
+        let (median, fast) = (t.ratio.of(medians), t.ratio.of(fastest_tenth));
         let met = |r: Option<f64>| {
             r.map(|r| {
                 if t.at_most {
