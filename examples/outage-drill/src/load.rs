@@ -42,7 +42,7 @@ impl LoadPlan {
 /// What a customer got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// `200 completed`.
+    /// `201 completed` (or `200`, for an order answered before).
     Completed,
     /// `202 pending`, with the reason given.
     Pending(String),
@@ -121,7 +121,9 @@ pub async fn run(
                     let status = response.status();
                     let parsed = serde_json::from_slice::<OrderReply>(response.body()).ok();
                     match (status, parsed) {
-                        (StatusCode::OK, Some(r)) if r.status == OrderState::Completed => {
+                        (StatusCode::CREATED | StatusCode::OK, Some(r))
+                            if r.status == OrderState::Completed =>
+                        {
                             Answer::Completed
                         }
                         (StatusCode::ACCEPTED, Some(r)) if r.status == OrderState::Pending => {

@@ -78,7 +78,7 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
     // An order is paid at once; the same order again is paid with the same idempotency key,
     // which payment answers with the original payment: one charge.
     let (status, first) = post_order(&client, &base, "o-1", 1999).await?;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::CREATED);
     assert_eq!(first.status, OrderState::Completed);
     let (status, again) = post_order(&client, &base, "o-1", 1999).await?;
     assert_eq!(status, StatusCode::OK);
@@ -121,7 +121,7 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
     let (status, body) = get(&client, format!("{base}/health")).await?;
     assert_eq!(status, StatusCode::OK);
     let health: serde_json::Value = serde_json::from_str(&body)?;
-    assert_eq!(health["status"], "ok");
+    assert_eq!(health["status"], "healthy");
     assert_eq!(health["breaker"]["name"], "payments");
     assert_eq!(health["breaker"]["state"], "closed");
 
@@ -141,7 +141,7 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
     let health: serde_json::Value = serde_json::from_str(&body)?;
     assert_eq!(health["status"], "degraded");
     assert_eq!(health["breaker"]["state"], "forced_open");
-    assert_eq!(health["pending"], 1);
+    assert_eq!(health["queue_depth"], 1);
 
     // A queued order that payment will refuse: it must not block the queue.
     let (status, _) = post_order(&client, &base, "o-1", 7).await?;
