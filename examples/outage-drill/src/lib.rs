@@ -38,6 +38,8 @@
 //! | [`drill`] | one run, without or with the breaker |
 //! | [`report`] | the before/after table and the SVG timeline |
 //! | [`net`] | serving and calling over TCP or in-memory pipes |
+//! | [`serve`] | `serve payment` / `serve orders`: the services as long-lived processes |
+//! | [`cli`] | what the subcommands share: duration flags, runtime, stop signal |
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -48,6 +50,7 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod cli;
 pub mod drill;
 pub mod load;
 pub mod net;
@@ -55,3 +58,4 @@ pub mod orders;
 pub mod payment;
 pub mod queue;
 pub mod report;
+pub mod serve;

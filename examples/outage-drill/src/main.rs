@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
+use outage_drill::cli::parse_duration;
 use outage_drill::drill::{self, DrillConfig, Mode, Progress};
 use outage_drill::net::Transport;
 use outage_drill::payment::Phase;
@@ -33,6 +34,11 @@ struct Cli {
 enum Command {
     /// Run the drill without, then with, the breaker; print the table, write the timeline.
     Drill(DrillArgs),
+    /// Run the payment or the order service as a process on 127.0.0.1, until Ctrl-C.
+    Serve {
+        #[command(subcommand)]
+        service: outage_drill::serve::Service,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,32 +79,12 @@ struct DrillArgs {
     quiet: bool,
 }
 
-/// Parses `30`, `30s`, `1.5s`, `250ms` or `2m`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration; try 30s, 1500ms or 2m"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" | "min" => value * 60.0,
-        other => return Err(format!("unknown unit `{other}`; use ms, s or m")),
-    };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("`{s}` is not a duration"));
-    }
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{s}` is too long"))
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Drill(args) = cli.command;
+    let args = match cli.command {
+        Command::Drill(args) => args,
+        Command::Serve { service } => return outage_drill::serve::main(service),
+    };
 
     let mut config = DrillConfig::new(std::env::temp_dir());
     config.duration = args.duration;
@@ -245,19 +231,6 @@ impl ProgressLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("3h").is_err());
-        assert!(parse_duration("1e300s").is_err());
-    }
 
     #[test]
     fn the_cli_is_well_formed() {
