@@ -64,15 +64,18 @@ impl Proc {
         let lines = stdout.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(i) = line.find("listening on http://") {
-                    let url = line[i + "listening on ".len()..]
+                let url = line.find("listening on http://").map(|i| {
+                    line[i + "listening on ".len()..]
                         .split_whitespace()
                         .next()
                         .unwrap_or_default()
-                        .to_owned();
+                        .to_owned()
+                });
+                // The line is kept before the URL is handed over.
+                lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                if let Some(url) = url {
                     let _ = tx.send(url);
                 }
-                lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
             }
         });
         let err = child.stderr.take().ok_or("no stderr")?;
