@@ -39,6 +39,7 @@
 //! | [`report`] | the before/after table and the SVG timeline |
 //! | [`net`] | serving and calling over TCP or in-memory pipes |
 //! | [`serve`] | `serve payment` / `serve orders`: the services as long-lived processes |
+//! | [`load_run`] | `load`: a bounded load run against the running services |
 //! | [`cli`] | what the subcommands share: duration flags, runtime, stop signal |
 
 #![forbid(unsafe_code)]
@@ -53,6 +54,7 @@
 pub mod cli;
 pub mod drill;
 pub mod load;
+pub mod load_run;
 pub mod net;
 pub mod orders;
 pub mod payment;

@@ -39,6 +39,9 @@ enum Command {
         #[command(subcommand)]
         service: outage_drill::serve::Service,
     },
+    /// Load a running order service while its payment service flips between healthy and
+    /// failing; print req/s, latency, errors and the breaker's states.
+    Load(outage_drill::load_run::LoadArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Command::Drill(args) => args,
         Command::Serve { service } => return outage_drill::serve::main(service),
+        Command::Load(args) => return outage_drill::load_run::main(args),
     };
 
     let mut config = DrillConfig::new(std::env::temp_dir());
