@@ -85,7 +85,7 @@ pub struct LoadReport {
     pub unexpected: BTreeMap<String, u64>,
     /// Latency percentiles: p50, p99, max.
     pub latency: [Duration; 3],
-    /// Payment fault flips made.
+    /// Payment fault flips: every `--flip` before the load ends.
     pub flips: u32,
     /// Breaker state samples during the load: `(state, samples)`.
     pub states: BTreeMap<String, u64>,
@@ -343,27 +343,24 @@ pub async fn run(args: &LoadArgs) -> Result<LoadReport, LoadError> {
 
     // The flipper and the health sampler run until the load is over.
     let (done_tx, done) = watch::channel(false);
+    // Flips at start + k × flip, for every such time before the load ends.
     let flipper = {
-        let (control, payment, flip, mut done) =
-            (control.clone(), payment.clone(), args.flip, done.clone());
+        let (control, payment, flip) = (control.clone(), payment.clone(), args.flip);
         tokio::spawn(async move {
             let mut flips = 0u32;
             if flip.is_zero() {
                 return flips;
             }
-            let mut failing = false;
             loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(flip) => {}
-                    _ = done.changed() => return flips,
+                let at = start + flip * (flips + 1);
+                if at >= until {
+                    return flips;
                 }
-                failing = !failing;
-                if set_fault(&control, &payment, if failing { "fail" } else { "recover" })
-                    .await
-                    .is_ok()
-                {
-                    flips += 1;
-                }
+                tokio::time::sleep_until(at).await;
+                let mode = if flips % 2 == 0 { "fail" } else { "recover" };
+                // A failed flip is reported by the count (and the state shares).
+                let _ = set_fault(&control, &payment, mode).await;
+                flips += 1;
             }
         })
     };

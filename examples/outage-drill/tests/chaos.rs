@@ -615,3 +615,60 @@ async fn sigterm_stops_a_service_cleanly() -> TestResult {
     assert_eq!(reply["status"], "completed");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_load_run_with_flips_has_no_unexpected_error_and_pays_each_order_once() -> TestResult
+{
+    let dir = tempfile::tempdir()?;
+    let payment = Proc::payment(0)?;
+    let orders = Proc::orders(&payment.base, dir.path(), &[])?;
+    let out = tokio::task::spawn_blocking({
+        let (orders, payment) = (orders.base.clone(), payment.base.clone());
+        move || {
+            Command::new(BIN)
+                .args(["load", "--orders", &orders, "--payment", &payment])
+                .args(["--connections", "16", "--duration", "2s", "--flip", "500ms"])
+                .args(["--settle", "30s"])
+                .output()
+        }
+    })
+    .await??;
+    let stdout = String::from_utf8(out.stdout)?;
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |start: &str| -> Result<String, Error> {
+        Ok(stdout
+            .lines()
+            .find(|l| l.starts_with(start))
+            .ok_or_else(|| format!("no line {start:?} in\n{stdout}"))?
+            .to_owned())
+    };
+    assert_eq!(line("  unexpected")?, "  unexpected        0");
+    assert_eq!(
+        line("payment flips")?,
+        "payment flips       3 (healthy <-> failing)"
+    );
+    assert!(line("after the load")?.contains("breaker closed and queue empty after"));
+    // The run's own ledger check, and the payment service's: every accepted order once.
+    let paid = |prefix: &str| -> Result<u64, Error> {
+        Ok(line(prefix)?
+            .split_whitespace()
+            .last()
+            .ok_or("no count")?
+            .parse()?)
+    };
+    let accepted = paid("  201 paid")? + paid("  202 queued")?;
+    assert!(accepted > 0);
+    assert_eq!(
+        line("accepted orders")?,
+        format!("accepted orders     {accepted} paid exactly once, 0 unpaid, 0 paid twice")
+    );
+    let client = net::tcp_client();
+    let ledger = charges(&client, &payment.base).await?;
+    assert_eq!(ledger.len() as u64, accepted);
+    assert!(ledger.values().all(|&n| n == 1));
+    Ok(())
+}
