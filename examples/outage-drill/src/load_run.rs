@@ -54,7 +54,7 @@ pub struct LoadArgs {
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub flip: Duration,
     /// After the load, how long the breaker may take to close and the queue to drain.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub settle: Duration,
 }
 

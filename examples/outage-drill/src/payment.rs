@@ -3,6 +3,10 @@
 //! `POST /payments` charges an order once per idempotency key: a repeated key returns the
 //! original payment and charges nothing. `GET /health` says whether the service is up.
 //!
+//! [`PaymentService::script`] overrides the plan at run time with a [`ScriptedFault`] (fail,
+//! hang, slow) until it is cleared: `outage-drill serve payment` exposes it as
+//! `POST /admin/fault` (see [`crate::serve`]).
+//!
 //! A [`FaultPlan`] scripts the service's day: healthy, then an outage, then recovered.
 //! During the outage every request fails, in one of three ways drawn from the seed, the
 //! idempotency key and the attempt number (so a run is reproducible):
