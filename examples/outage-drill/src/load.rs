@@ -81,6 +81,21 @@ pub fn order_id(n: u64) -> String {
     format!("o-{n:06}")
 }
 
+/// `POST uri` with the `n`-th order of a run: `order_id`, an amount of 10.00 to 99.99.
+pub fn order_request(
+    uri: &str,
+    order_id: &str,
+    n: u64,
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    net::post_json(
+        uri,
+        &OrderRequest {
+            order_id: order_id.to_owned(),
+            amount_cents: 1000 + n % 9000,
+        },
+    )
+}
+
 /// Sends `plan.orders()` orders to `orders_uri` (the order service's base URI) through
 /// `client`, one every `1 / rate`, starting now; returns one record per order, in order.
 /// Times are measured from `origin`.
@@ -105,13 +120,7 @@ pub async fn run(
         let tally = tally.clone();
         sent.spawn(async move {
             let order_id = order_id(n);
-            let request = net::post_json(
-                &uri,
-                &OrderRequest {
-                    order_id: order_id.clone(),
-                    amount_cents: 1000 + n % 9000,
-                },
-            );
+            let request = order_request(&uri, &order_id, n);
             let start = Instant::now();
             tally.sent.fetch_add(1, Ordering::Relaxed);
             let answer = match tokio::time::timeout(plan.patience, client.oneshot(request)).await {

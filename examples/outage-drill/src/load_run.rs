@@ -32,8 +32,9 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::cli::{parse_duration, runtime};
+use crate::load::order_request;
 use crate::net::{self, HttpClient};
-use crate::orders::{OrderReply, OrderRequest, OrderState};
+use crate::orders::{OrderReply, OrderState};
 
 /// `load` flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -254,14 +255,8 @@ async fn client_loop(
     let mut n = 0u64;
     while Instant::now() < until {
         let order_id = format!("{prefix}-{n}");
+        let request = order_request(&uri, &order_id, n);
         n += 1;
-        let request = net::post_json(
-            &uri,
-            &OrderRequest {
-                order_id: order_id.clone(),
-                amount_cents: 1000 + n % 9000,
-            },
-        );
         let start = Instant::now();
         let answer =
             tokio::time::timeout(Duration::from_secs(10), client.clone().oneshot(request)).await;

@@ -242,6 +242,25 @@ async fn send_queued(client: &HttpClient, base: &str, ids: &[String]) -> TestRes
     Ok(())
 }
 
+async fn fail_payment(client: &HttpClient, payment: &str) -> TestResult {
+    set_fault(client, payment, serde_json::json!({"mode": "fail"})).await
+}
+
+async fn recover_payment(client: &HttpClient, payment: &str) -> TestResult {
+    set_fault(client, payment, serde_json::json!({"mode": "recover"})).await
+}
+
+/// Starts the order service again on `dir`, and checks that it found `queued` orders.
+fn restart_orders(payment: &str, dir: &Path, queued: usize) -> Result<Proc, Error> {
+    let restarted = Proc::orders(payment, dir, &[])?;
+    let line = restarted.stdout().first().cloned().unwrap_or_default();
+    let expected = format!("{queued} orders queued)");
+    if !line.ends_with(&expected) {
+        return Err(format!("after the restart: {line:?}, expected {expected:?}").into());
+    }
+    Ok(restarted)
+}
+
 fn ids(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i:03}")).collect()
 }
@@ -275,7 +294,7 @@ async fn orders_queued_before_a_kill_9_are_paid_once_after_the_restart() -> Test
     let dir = tempfile::tempdir()?;
     let client = net::tcp_client();
     let payment = Proc::payment(0)?;
-    set_fault(&client, &payment.base, serde_json::json!({"mode": "fail"})).await?;
+    fail_payment(&client, &payment.base).await?;
 
     let mut orders = Proc::orders(&payment.base, dir.path(), &[])?;
     let queued = ids("q", 30);
@@ -283,18 +302,8 @@ async fn orders_queued_before_a_kill_9_are_paid_once_after_the_restart() -> Test
     assert_eq!(queue_depth(&client, &orders.base).await, Some(30));
     orders.kill_9()?;
 
-    set_fault(
-        &client,
-        &payment.base,
-        serde_json::json!({"mode": "recover"}),
-    )
-    .await?;
-    let restarted = Proc::orders(&payment.base, dir.path(), &[])?;
-    assert!(
-        restarted.stdout()[0].ends_with("30 orders queued)"),
-        "{:?}",
-        restarted.stdout()
-    );
+    recover_payment(&client, &payment.base).await?;
+    let restarted = restart_orders(&payment.base, dir.path(), 30)?;
     assert_paid_exactly_once(&client, &restarted.base, &payment.base, &queued).await
 }
 
@@ -303,7 +312,7 @@ async fn a_kill_9_while_draining_loses_nothing_and_pays_nothing_twice() -> TestR
     let dir = tempfile::tempdir()?;
     let client = net::tcp_client();
     let payment = Proc::payment(0)?;
-    set_fault(&client, &payment.base, serde_json::json!({"mode": "fail"})).await?;
+    fail_payment(&client, &payment.base).await?;
     let mut orders = Proc::orders(
         &payment.base,
         dir.path(),
@@ -336,12 +345,7 @@ async fn a_kill_9_while_draining_loses_nothing_and_pays_nothing_twice() -> TestR
         "killed mid-drain: {paid_at_kill} of 40 charged"
     );
 
-    set_fault(
-        &client,
-        &payment.base,
-        serde_json::json!({"mode": "recover"}),
-    )
-    .await?;
+    recover_payment(&client, &payment.base).await?;
     let restarted = Proc::orders(&payment.base, dir.path(), &[])?;
     // New orders after the restart are paid at once.
     for id in ids("after", 5) {
@@ -440,7 +444,7 @@ async fn a_full_data_dir_is_a_clear_error_and_nothing_accepted_is_lost() -> Test
     };
     let client = net::tcp_client();
     let payment = Proc::payment(0)?;
-    set_fault(&client, &payment.base, serde_json::json!({"mode": "fail"})).await?;
+    fail_payment(&client, &payment.base).await?;
     // A new queue file is about 1.55 MB (3104 blocks); it may not grow past 3200 blocks.
     let mut orders = Proc::orders_limited(&payment.base, dir.path(), &[], Some(3200))?;
 
@@ -496,18 +500,8 @@ async fn a_full_data_dir_is_a_clear_error_and_nothing_accepted_is_lost() -> Test
 
     // Restarted without the limit on the same directory: every accepted order is there,
     // and is paid once payment is back.
-    let restarted = Proc::orders(&payment.base, dir.path(), &[])?;
-    let line = &restarted.stdout()[0];
-    assert!(
-        line.ends_with(&format!("{} orders queued)", accepted.len())),
-        "{line}"
-    );
-    set_fault(
-        &client,
-        &payment.base,
-        serde_json::json!({"mode": "recover"}),
-    )
-    .await?;
+    let restarted = restart_orders(&payment.base, dir.path(), accepted.len())?;
+    recover_payment(&client, &payment.base).await?;
     assert_paid_exactly_once(&client, &restarted.base, &payment.base, &accepted).await
 }
 
