@@ -39,8 +39,9 @@ impl Proc {
         let mut command = match file_blocks {
             None => Command::new(BIN),
             Some(blocks) => {
-                // A file size limit (RLIMIT_FSIZE, in 512-byte blocks for sh) with SIGXFSZ
-                // ignored: writes past it fail with EFBIG, as on a full disk.
+                // A file size limit (RLIMIT_FSIZE; `ulimit -f` counts 512-byte blocks in
+                // dash, Debian's sh) with SIGXFSZ ignored: writes past it fail with EFBIG,
+                // as they would with ENOSPC on a full disk.
                 let mut c = Command::new("sh");
                 c.arg("-c")
                     .arg(format!(
@@ -367,7 +368,7 @@ async fn payment_killed_mid_request_then_restarted_pays_each_queued_order_once()
     let mut first_payment = Proc::payment(0)?;
     let port = first_payment.port()?;
     let payment_base = first_payment.base.clone();
-    let orders = Proc::orders(&payment_base, dir.path(), &["--timeout", "3s"])?;
+    let orders = Proc::orders(&payment_base, dir.path(), &["--timeout", "8s"])?;
 
     // Paid at once by the first payment process.
     let paid_first = ids("p", 5);
@@ -589,8 +590,10 @@ async fn sigterm_stops_a_service_cleanly() -> TestResult {
     let mut orders = Proc::orders(&payment.base, dir.path(), &[])?;
     let (status, _) = order(&client, &orders.base, "o-1").await?;
     assert_eq!(status, StatusCode::CREATED);
-    let killed = Command::new("kill")
-        .args(["-TERM", &orders.child.id().to_string()])
+    // The shell's own `kill`: no procps needed.
+    let killed = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -TERM {}", orders.child.id()))
         .status()?;
     assert!(killed.success());
     let code = poll(Duration::from_secs(10), "the process exits", || {
