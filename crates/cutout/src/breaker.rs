@@ -9,14 +9,15 @@ use std::time::Duration;
 
 use crate::clock::{Clock, Elapsed, whole_millis};
 use crate::config::Builder;
+use crate::config::ConfigError;
 use crate::counters::Counters;
 use crate::error::{CallError, Rejected};
-use crate::listener::{Listener, Transition};
+use crate::listener::{Listener, Reconfigured, Transition};
 use crate::state::{
     self, Acquire, CLOSED_BITS, Cause, Command, MAX_TICK, Outcome, Policy, Record, STATE_WIDTH,
     Snapshot, State, TICK,
 };
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering, Swap};
 use crate::window::{Call, Claim, Window, WindowStats};
 
 /// A circuit breaker. Cheap to clone: clones share one breaker.
@@ -72,7 +73,9 @@ pub(crate) struct Shared {
     record_events: bool,
     /// No window and no outcome events: an outcome that changes nothing needs no more work.
     plain_record: bool,
-    policy: Policy,
+    /// The live settings: swapped whole by [`CircuitBreaker::reconfigure`], read once per
+    /// decision off the closed path.
+    policy: Swap<Policy>,
     /// The rate policies' sliding window, if any rate is set.
     window: Option<Box<Window>>,
     /// Whether permits are timed (a slow-call rate is set).
@@ -120,7 +123,7 @@ impl CircuitBreaker {
                 call_events,
                 record_events,
                 plain_record,
-                policy,
+                policy: Swap::new(policy),
                 elapsed,
                 listeners: builder.listeners.into_boxed_slice(),
                 name: builder.name,
@@ -252,7 +255,7 @@ impl CircuitBreaker {
     pub fn retry_after(&self) -> Option<Duration> {
         let s = self.shared.load();
         let until = s.deadline().or(match s.state() {
-            State::HalfOpen if s.probes() >= self.shared.policy.half_open_max_calls => {
+            State::HalfOpen if s.probes() >= self.shared.policy.load().half_open_max_calls => {
                 s.lease_deadline()
             }
             _ => None,
@@ -280,6 +283,84 @@ impl CircuitBreaker {
         if let Some(window) = &self.shared.window {
             window.clear();
         }
+    }
+
+    /// Changes the settings of the running breaker to those of `settings`, keeping its state,
+    /// counts and permits in flight: thresholds, probe limits and lease, open durations
+    /// (constant or exponential, backoff, cap, jitter). Only the settings are read from
+    /// `settings`; its name, listeners, metrics and tracing are the breaker's own and stay.
+    /// The jitter seed stays unless `settings` sets one.
+    ///
+    /// The change is one atomic swap: every decision (admit, record, trip, open time) is
+    /// made under either the old settings or the new ones, never a mix, and the next
+    /// decision after `reconfigure` returns uses the new ones. Nothing on the call path takes
+    /// a lock or writes shared memory for it; the closed success path does not read the
+    /// settings at all. Counts keep their meaning: a circuit closed with 4 consecutive
+    /// failures trips on the next failure if the new threshold is at most 5; an open
+    /// circuit keeps the deadline it was given, and the next open time is computed with
+    /// the new durations.
+    ///
+    /// Invalid settings return the [`ConfigError`] the builder would, and change nothing.
+    /// The settings that shape the live counts cannot change on a running breaker and
+    /// return [`ConfigError::NotReconfigurable`]: the sliding window and its rates
+    /// (`setting: "window"`), and the half-open success rate's tolerated failures
+    /// (`setting: "half-open success rate"`). On success every listener gets
+    /// [`Listener::on_reconfigured`].
+    ///
+    /// ```
+    /// use cutout::{CircuitBreaker, ConfigError, ManualClock, Outcome, State};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder()
+    ///     .failure_threshold(5)
+    ///     .build_with_clock(clock.clone())?;
+    /// for _ in 0..2 {
+    ///     breaker.try_acquire()?.record(Outcome::Failure);
+    /// }
+    /// // Tighter: the third consecutive failure now trips, for 10 s.
+    /// breaker.reconfigure(
+    ///     CircuitBreaker::builder()
+    ///         .failure_threshold(3)
+    ///         .open_duration(Duration::from_secs(10)),
+    /// )?;
+    /// assert_eq!(breaker.stats().consecutive_failures, 2); // the count was kept
+    /// breaker.try_acquire()?.record(Outcome::Failure);
+    /// assert_eq!(breaker.state(), State::Open);
+    /// assert_eq!(breaker.retry_after(), Some(Duration::from_secs(10)));
+    ///
+    /// // Invalid settings change nothing.
+    /// assert_eq!(
+    ///     breaker.reconfigure(CircuitBreaker::builder().failure_threshold(0)),
+    ///     Err(ConfigError::ZeroFailureThreshold)
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reconfigure(&self, settings: Builder) -> Result<(), ConfigError> {
+        let mut policy = settings.policy()?;
+        let current = self.shared.policy.load();
+        if policy.window != current.window {
+            return Err(ConfigError::NotReconfigurable { setting: "window" });
+        }
+        if policy.probe_failures_allowed != current.probe_failures_allowed {
+            // The half-open payload encodes successes with this radix (see `state`).
+            return Err(ConfigError::NotReconfigurable {
+                setting: "half-open success rate",
+            });
+        }
+        if settings.jitter_seed.is_none() {
+            policy.open.seed = current.open.seed;
+        }
+        drop(current);
+        self.shared.policy.store(policy);
+        let change = Reconfigured {
+            generation: self.shared.load().generation(),
+            at: ticks_to_duration(self.shared.now_ticks()),
+        };
+        for l in self.shared.listeners.iter() {
+            l.on_reconfigured(&self.shared.name, &change);
+        }
+        Ok(())
     }
 
     /// The counts in the sliding window of the rate policies, or `None` if no rate is set.
@@ -322,7 +403,8 @@ impl CircuitBreaker {
             state: s.state(),
             generation: s.generation(),
             consecutive_failures: s.failures(),
-            half_open_successes: s.successes() / (self.shared.policy.probe_failures_allowed + 1),
+            half_open_successes: s.successes()
+                / (self.shared.policy.load().probe_failures_allowed + 1),
             probes_in_flight: s.probes(),
             backoff_step: s.backoff(),
             retry_after: self.retry_after(),
@@ -390,7 +472,7 @@ impl fmt::Debug for CircuitBreaker {
         f.debug_struct("CircuitBreaker")
             .field("name", &self.shared.name)
             .field("state", &self.shared.load())
-            .field("policy", &self.shared.policy)
+            .field("policy", &*self.shared.policy.load())
             .finish_non_exhaustive()
     }
 }
@@ -506,7 +588,8 @@ impl Shared {
         if let Some(until) = state::open_rejects(s, now) {
             return Err(self.reject(Refusal::open(until - now)));
         }
-        let (decision, prev, written) = self.update(s, |s| state::acquire(s, now, &self.policy));
+        let (decision, prev, written) =
+            self.update(s, |s| state::acquire(s, now, &self.policy.load()));
         match decision {
             Acquire::Admitted {
                 generation,
@@ -719,7 +802,7 @@ impl Shared {
                 self.now_ticks()
             };
             let (decision, prev, written) = self.update(self.load(), |s| {
-                state::trip(s, generation, cause, now, &self.policy)
+                state::trip(s, generation, cause, now, &self.policy.load())
             });
             if let (Some(cause), Some(next)) = (decision, written) {
                 self.transitioned(prev, next, cause, now);
@@ -775,10 +858,11 @@ impl Shared {
             None => self.update(s, |s| {
                 // The time only enters a word that opens the circuit: decide without it,
                 // and again with it when the decision opens.
-                let untimed = state::record(s, generation, outcome, 0, &self.policy);
+                let policy = self.policy.load();
+                let untimed = state::record(s, generation, outcome, 0, &policy);
                 match untimed.1 {
                     Some(next) if next.state() == State::Open => {
-                        state::record(s, generation, outcome, now(), &self.policy)
+                        state::record(s, generation, outcome, now(), &policy)
                     }
                     _ => untimed,
                 }
@@ -794,7 +878,7 @@ impl Shared {
                         outcome,
                         now,
                         open_until,
-                        &self.policy,
+                        &self.policy.load(),
                     )
                 })
             }

@@ -128,7 +128,7 @@ pub use clock::TokioClock;
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use config::{Builder, ConfigError, MAX_DURATION, OpenDuration};
 pub use error::{CallError, Rejected};
-pub use listener::{Listener, Transition};
+pub use listener::{Listener, Reconfigured, Transition};
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use observe::MetricsListener;
