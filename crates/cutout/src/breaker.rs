@@ -287,7 +287,8 @@ impl CircuitBreaker {
 
     /// Changes the settings of the running breaker to those of `settings`, keeping its state,
     /// counts and permits in flight: thresholds, probe limits and lease, open durations
-    /// (constant or exponential, backoff, cap, jitter). Only the settings are read from
+    /// (constant or exponential, backoff, cap, jitter), and the sliding window's rates,
+    /// minimum calls and slow-call threshold. Only the settings are read from
     /// `settings`; its name, listeners, metrics and tracing are the breaker's own and stay.
     /// The jitter seed stays unless `settings` sets one.
     ///
@@ -300,11 +301,16 @@ impl CircuitBreaker {
     /// circuit keeps the deadline it was given, and the next open time is computed with
     /// the new durations.
     ///
+    /// New window rates are judged at once against the window's counts: a closed circuit
+    /// whose window already breaks the new rates trips in `reconfigure`, as the next call
+    /// would have tripped it.
+    ///
     /// Invalid settings return the [`ConfigError`] the builder would, and change nothing.
     /// The settings that shape the live counts cannot change on a running breaker and
-    /// return [`ConfigError::NotReconfigurable`]: the sliding window and its rates
-    /// (`setting: "window"`), and the half-open success rate's tolerated failures
-    /// (`setting: "half-open success rate"`). On success every listener gets
+    /// return [`ConfigError::NotReconfigurable`]: adding or removing the rate window
+    /// (`setting: "window"`), its shape (`"sliding window"`), turning the slow-call rate on
+    /// or off (`"slow-call rate"`), and the half-open success rate's tolerated failures
+    /// (`"half-open success rate"`). On success every listener gets
     /// [`Listener::on_reconfigured`].
     ///
     /// ```
@@ -339,8 +345,21 @@ impl CircuitBreaker {
     pub fn reconfigure(&self, settings: Builder) -> Result<(), ConfigError> {
         let mut policy = settings.policy()?;
         let current = self.shared.policy.load();
-        if policy.window != current.window {
-            return Err(ConfigError::NotReconfigurable { setting: "window" });
+        match (&policy.window, &current.window) {
+            (None, None) => {}
+            (Some(new), Some(old)) if new.shape != old.shape => {
+                return Err(ConfigError::NotReconfigurable {
+                    setting: "sliding window",
+                });
+            }
+            (Some(new), Some(old)) if new.slow_rate.is_some() != old.slow_rate.is_some() => {
+                // Whether permits are timed is decided when the breaker is built.
+                return Err(ConfigError::NotReconfigurable {
+                    setting: "slow-call rate",
+                });
+            }
+            (Some(_), Some(_)) => {}
+            _ => return Err(ConfigError::NotReconfigurable { setting: "window" }),
         }
         if policy.probe_failures_allowed != current.probe_failures_allowed {
             // The half-open payload encodes successes with this radix (see `state`).
@@ -359,6 +378,9 @@ impl CircuitBreaker {
         };
         for l in self.shared.listeners.iter() {
             l.on_reconfigured(&self.shared.name, &change);
+        }
+        if let Some(window) = &self.shared.window {
+            self.shared.rejudge(window);
         }
         Ok(())
     }
@@ -769,14 +791,17 @@ impl Shared {
         claimed: Claim,
     ) {
         let p = &window.policy;
+        // The live rates and slow-call threshold (the shape is the window's own).
+        let policy = self.policy.load();
+        let rates = policy.window.as_ref().unwrap_or(p);
         let timed_now = p.times_calls() && matches!(timing, Timing::Since(_));
         let since = (p.needs_time() || timed_now).then(|| self.elapsed.now());
         let slow = p.times_calls()
             && match timing {
                 Timing::Untimed => false,
-                Timing::Took(took) => took > p.slow_threshold,
+                Timing::Took(took) => took > rates.slow_threshold,
                 Timing::Since(start) => since.is_some_and(|now| {
-                    now.saturating_sub(Duration::from_nanos(start - 1)) > p.slow_threshold
+                    now.saturating_sub(Duration::from_nanos(start - 1)) > rates.slow_threshold
                 }),
             };
         let now = since.map_or(0, duration_to_ticks);
@@ -794,6 +819,7 @@ impl Shared {
             now,
             claimed,
             &self.counters,
+            rates,
             still_current,
         ) {
             let now = if since.is_some() {
@@ -801,12 +827,35 @@ impl Shared {
             } else {
                 self.now_ticks()
             };
-            let (decision, prev, written) = self.update(self.load(), |s| {
-                state::trip(s, generation, cause, now, &self.policy.load())
-            });
-            if let (Some(cause), Some(next)) = (decision, written) {
-                self.transitioned(prev, next, cause, now);
-            }
+            self.trip(generation, cause, now, &policy);
+        }
+    }
+
+    /// Trips the closed `generation` for a rate `cause`, if it is still current.
+    fn trip(&self, generation: u16, cause: Cause, now: u64, policy: &Policy) {
+        let (decision, prev, written) = self.update(self.load(), |s| {
+            state::trip(s, generation, cause, now, policy)
+        });
+        if let (Some(cause), Some(next)) = (decision, written) {
+            self.transitioned(prev, next, cause, now);
+        }
+    }
+
+    /// After the rates changed: judges the closed window under the live rates now, and
+    /// trips if they say so (as the next call would).
+    fn rejudge(&self, window: &Window) {
+        let s = self.load();
+        if s.state() != State::Closed {
+            return;
+        }
+        let policy = self.policy.load();
+        let Some(rates) = policy.window.as_ref() else {
+            return;
+        };
+        let now = self.now_ticks();
+        let at = if window.policy.needs_time() { now } else { 0 };
+        if let Some(cause) = window.judge_now(s.generation(), at, &self.counters, rates) {
+            self.trip(s.generation(), cause, now, &policy);
         }
     }
 

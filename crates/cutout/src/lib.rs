@@ -48,8 +48,9 @@
 //! # Changing settings live
 //!
 //! [`CircuitBreaker::reconfigure`] changes a running breaker's thresholds, probe limit and
-//! lease, and open durations (constant or exponential, backoff, cap, jitter). State, counts
-//! and permits in flight carry on. The settings are swapped in whole, without a lock and
+//! lease, open durations (constant or exponential, backoff, cap, jitter), and the sliding
+//! window's rates, minimum calls and slow-call threshold. State, counts and permits in
+//! flight carry on. The settings are swapped in whole, without a lock and
 //! without a write to shared memory on the call path: each decision reads them once, off
 //! the closed path, so it uses either the old settings or the new ones. Invalid settings
 //! get the builder's [`ConfigError`] and change nothing. Listeners hear of each change

@@ -15,8 +15,8 @@ pub(crate) use std::sync::atomic::Ordering;
 /// A value replaced as a whole while readers hold it: the breaker's live settings.
 ///
 /// Readers get a consistent snapshot without a lock and without a write to shared memory
-/// (`arc_swap`'s load borrows a slot of the reading thread's own); a writer swaps the whole
-/// value. Under `--cfg cutout_loom` the swap is a loom mutex around an `Arc` (one
+/// (`arc_swap`'s load borrows a slot of the reading thread's own: allocated on the thread's
+/// first read, once, and reused by later threads); a writer swaps the whole value. Under `--cfg cutout_loom` the swap is a loom mutex around an `Arc` (one
 /// linearizable swap, which is what `arc_swap` guarantees), so the models explore every
 /// order of a swap and the calls around it.
 #[derive(Debug)]

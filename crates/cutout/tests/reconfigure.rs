@@ -9,8 +9,8 @@ use std::thread;
 use std::time::Duration;
 
 use cutout::{
-    Builder, CircuitBreaker, ConfigError, Listener, ManualClock, Outcome, Reconfigured, Rejected,
-    SlidingWindow, State, Transition,
+    Builder, Cause, CircuitBreaker, ConfigError, Listener, ManualClock, Outcome, Reconfigured,
+    Rejected, SlidingWindow, State, Transition,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -397,13 +397,30 @@ fn settings_that_shape_the_live_counts_are_refused_and_change_nothing() {
                 .failure_rate(0.5)
                 .sliding_window(SlidingWindow::Calls(20))
         ),
+        Err(ConfigError::NotReconfigurable {
+            setting: "sliding window"
+        })
+    );
+    assert_eq!(
+        windowed.reconfigure(
+            CircuitBreaker::builder()
+                .slow_call_rate(0.5, SECOND)
+                .sliding_window(SlidingWindow::Calls(10))
+        ),
+        Err(ConfigError::NotReconfigurable {
+            setting: "slow-call rate"
+        })
+    );
+    assert_eq!(
+        windowed.reconfigure(CircuitBreaker::builder()),
         Err(ConfigError::NotReconfigurable { setting: "window" })
     );
-    // The same window with other thresholds is fine.
+    // The same window with other rates and thresholds is fine.
     windowed
         .reconfigure(
             CircuitBreaker::builder()
-                .failure_rate(0.5)
+                .failure_rate(0.8)
+                .minimum_calls(3)
                 .sliding_window(SlidingWindow::Calls(10))
                 .failure_threshold(1),
         )
@@ -563,4 +580,129 @@ fn storm_of_failures_trips_exactly_once_under_either_threshold() {
         (State::Closed, State::Open)
     );
     assert_eq!(transitions[0].open_for, Some(3_600 * SECOND));
+}
+
+/// A count window of 10 calls with these rates.
+fn count_window(rate: f64, minimum: u32) -> Builder {
+    CircuitBreaker::builder()
+        .failure_threshold(100)
+        .sliding_window(SlidingWindow::Calls(10))
+        .failure_rate(rate)
+        .minimum_calls(minimum)
+}
+
+#[test]
+fn a_lower_failure_rate_trips_at_once_when_the_window_already_breaks_it() {
+    let clock = ManualClock::new();
+    let events = Arc::new(Events::default());
+    let b = breaker(&clock, count_window(0.5, 10).listener(events.clone()));
+    for i in 0..10 {
+        b.try_acquire().unwrap().record(if i % 3 == 0 {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        });
+    }
+    // 4 failures in 10: below 50%.
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.window_stats().unwrap().failures, 4);
+    b.reconfigure(count_window(0.4, 10)).unwrap();
+    assert_eq!(b.state(), State::Open);
+    let transitions = events.transitions.lock().unwrap();
+    assert_eq!(transitions.len(), 1);
+    assert_eq!(
+        transitions[0].cause,
+        Cause::FailureRate {
+            failures: 4,
+            calls: 10
+        }
+    );
+    assert_eq!(events.reconfigured.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn a_higher_failure_rate_keeps_the_circuit_closed_on_the_next_failure() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock, count_window(0.5, 4));
+    for outcome in [Outcome::Failure, Outcome::Success, Outcome::Success] {
+        b.try_acquire().unwrap().record(outcome);
+    }
+    b.reconfigure(count_window(0.75, 4)).unwrap();
+    // 2 failures in 4: would trip at 50%, not at 75%.
+    fail(&b);
+    assert_eq!(b.state(), State::Closed);
+    fail(&b);
+    fail(&b);
+    // 4 in 6: still below 75%; the next makes 5 in 7 (71%), then 6 in 8 (75%) trips.
+    fail(&b);
+    assert_eq!(b.state(), State::Closed);
+    fail(&b);
+    assert_eq!(b.state(), State::Open);
+}
+
+#[test]
+fn minimum_calls_changed_live_decide_the_next_judgement() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock, count_window(0.5, 5));
+    fail(&b);
+    fail(&b);
+    // Two failures, two calls: the rate is there, the volume is not.
+    b.reconfigure(count_window(0.5, 3)).unwrap();
+    assert_eq!(b.state(), State::Closed, "2 calls < 3");
+    fail(&b);
+    assert_eq!(b.state(), State::Open);
+
+    // Lowered to what the window already holds: trips in reconfigure.
+    let b = breaker(&clock, count_window(0.5, 5));
+    fail(&b);
+    fail(&b);
+    b.reconfigure(count_window(0.5, 2)).unwrap();
+    assert_eq!(b.state(), State::Open);
+}
+
+#[test]
+fn a_time_window_pending_under_the_new_rates_judges_the_next_success() {
+    let clock = ManualClock::new();
+    let time_window = |rate: f64, minimum: u32| {
+        CircuitBreaker::builder()
+            .failure_threshold(100)
+            .sliding_window(SlidingWindow::Time {
+                span: 10 * SECOND,
+                buckets: 10,
+            })
+            .failure_rate(rate)
+            .minimum_calls(minimum)
+    };
+    // 2 failures in 3 calls: below 90%, so nothing is pending and a success in the
+    // thread's bucket is counted on its own fast path, unjudged.
+    let b = breaker(&clock, time_window(0.9, 10));
+    fail(&b);
+    fail(&b);
+    succeed(&b);
+    assert_eq!(b.state(), State::Closed);
+    // At 50% the rate is there but not the volume: pending, so successes are judged.
+    b.reconfigure(time_window(0.5, 4)).unwrap();
+    assert_eq!(b.state(), State::Closed, "3 calls < 4");
+    // The fourth call, a success, reaches the volume at 2 in 4: trips.
+    succeed(&b);
+    assert_eq!(b.state(), State::Open);
+}
+
+#[test]
+fn a_new_slow_call_threshold_judges_the_next_call() {
+    let clock = ManualClock::new();
+    let slow = |threshold: Duration| {
+        CircuitBreaker::builder()
+            .sliding_window(SlidingWindow::Calls(10))
+            .slow_call_rate(0.5, threshold)
+            .minimum_calls(1)
+    };
+    let b = breaker(&clock, slow(SECOND));
+    b.reconfigure(slow(2 * SECOND)).unwrap();
+    let p = b.try_acquire().unwrap();
+    p.record_with_duration(Outcome::Success, Duration::from_millis(1_500));
+    assert_eq!(b.state(), State::Closed, "not slow under 2 s");
+    let p = b.try_acquire().unwrap();
+    p.record_with_duration(Outcome::Success, Duration::from_millis(2_001));
+    assert_eq!(b.state(), State::Open, "1 slow in 2");
 }
