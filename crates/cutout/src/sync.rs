@@ -16,15 +16,18 @@ pub(crate) use std::sync::atomic::Ordering;
 ///
 /// Readers get a consistent snapshot without a lock and without a write to shared memory
 /// (`arc_swap`'s load borrows a slot of the reading thread's own: allocated on the thread's
-/// first read, once, and reused by later threads); a writer swaps the whole value. Under `--cfg cutout_loom` the swap is a loom mutex around an `Arc` (one
-/// linearizable swap, which is what `arc_swap` guarantees), so the models explore every
-/// order of a swap and the calls around it.
+/// first read, once, and reused by later threads); a writer swaps the whole value.
+///
+/// Under `--cfg cutout_loom` it is a std mutex around an `Arc`, held across no loom
+/// operation: a load or a swap is one step (linearizable, which is what `arc_swap`
+/// guarantees) that the models place between the atomic operations around it, without
+/// adding scheduling points to the models that never swap.
 #[derive(Debug)]
 pub(crate) struct Swap<T> {
     #[cfg(not(cutout_loom))]
     cell: arc_swap::ArcSwap<T>,
     #[cfg(cutout_loom)]
-    cell: loom::sync::Mutex<std::sync::Arc<T>>,
+    cell: std::sync::Mutex<std::sync::Arc<T>>,
 }
 
 /// A reader's snapshot from [`Swap::load`].
@@ -48,7 +51,7 @@ impl<T> Swap<T> {
             #[cfg(not(cutout_loom))]
             cell: arc_swap::ArcSwap::from_pointee(value),
             #[cfg(cutout_loom)]
-            cell: loom::sync::Mutex::new(std::sync::Arc::new(value)),
+            cell: std::sync::Mutex::new(std::sync::Arc::new(value)),
         }
     }
 

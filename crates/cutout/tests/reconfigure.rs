@@ -181,9 +181,18 @@ fn the_jitter_seed_stays_unless_the_settings_set_one() {
     assert_eq!(live.retry_after(), built.retry_after());
 }
 
-/// Opens the breaker (threshold 1) and lets its open time (1 s) end.
-fn half_open_ready(clock: &ManualClock, settings: Builder) -> CircuitBreaker {
-    let b = breaker(clock, settings.failure_threshold(1).open_duration(SECOND));
+/// Threshold 1, open 1 s, `max` probes at once, `successes` of them to close.
+fn probes(max: u32, successes: u32) -> Builder {
+    CircuitBreaker::builder()
+        .failure_threshold(1)
+        .open_duration(SECOND)
+        .half_open_max_calls(max)
+        .success_threshold(successes)
+}
+
+/// A breaker on [`probes`] settings, opened, its open time ended.
+fn half_open_ready(clock: &ManualClock, max: u32, successes: u32) -> CircuitBreaker {
+    let b = breaker(clock, probes(max, successes));
     fail(&b);
     clock.advance(SECOND);
     b
@@ -192,25 +201,13 @@ fn half_open_ready(clock: &ManualClock, settings: Builder) -> CircuitBreaker {
 #[test]
 fn a_higher_probe_limit_admits_more_probes_in_the_same_period() {
     let clock = ManualClock::new();
-    let b = half_open_ready(
-        &clock,
-        CircuitBreaker::builder()
-            .half_open_max_calls(1)
-            .success_threshold(1),
-    );
+    let b = half_open_ready(&clock, 1, 1);
     let first = b.try_acquire().unwrap();
     assert!(matches!(
         b.try_acquire(),
         Err(Rejected::HalfOpenFull { .. })
     ));
-    b.reconfigure(
-        CircuitBreaker::builder()
-            .failure_threshold(1)
-            .open_duration(SECOND)
-            .half_open_max_calls(3)
-            .success_threshold(1),
-    )
-    .unwrap();
+    b.reconfigure(probes(3, 1)).unwrap();
     let second = b.try_acquire().unwrap();
     let third = b.try_acquire().unwrap();
     assert!(matches!(
@@ -232,22 +229,10 @@ fn a_higher_probe_limit_admits_more_probes_in_the_same_period() {
 #[test]
 fn a_lower_probe_limit_holds_new_probes_until_the_ones_out_report() {
     let clock = ManualClock::new();
-    let b = half_open_ready(
-        &clock,
-        CircuitBreaker::builder()
-            .half_open_max_calls(3)
-            .success_threshold(3),
-    );
+    let b = half_open_ready(&clock, 3, 3);
     let a = b.try_acquire().unwrap();
     let c = b.try_acquire().unwrap();
-    b.reconfigure(
-        CircuitBreaker::builder()
-            .failure_threshold(1)
-            .open_duration(SECOND)
-            .half_open_max_calls(1)
-            .success_threshold(1),
-    )
-    .unwrap();
+    b.reconfigure(probes(1, 1)).unwrap();
     assert!(matches!(
         b.try_acquire(),
         Err(Rejected::HalfOpenFull { .. })
@@ -263,23 +248,11 @@ fn a_lower_probe_limit_holds_new_probes_until_the_ones_out_report() {
 #[test]
 fn a_lower_success_threshold_closes_on_the_next_probe_success() {
     let clock = ManualClock::new();
-    let b = half_open_ready(
-        &clock,
-        CircuitBreaker::builder()
-            .half_open_max_calls(3)
-            .success_threshold(3),
-    );
+    let b = half_open_ready(&clock, 3, 3);
     succeed(&b);
     assert_eq!(b.state(), State::HalfOpen);
     assert_eq!(b.stats().half_open_successes, 1);
-    b.reconfigure(
-        CircuitBreaker::builder()
-            .failure_threshold(1)
-            .open_duration(SECOND)
-            .half_open_max_calls(3)
-            .success_threshold(2),
-    )
-    .unwrap();
+    b.reconfigure(probes(3, 2)).unwrap();
     assert_eq!(b.state(), State::HalfOpen);
     succeed(&b);
     assert_eq!(b.state(), State::Closed);

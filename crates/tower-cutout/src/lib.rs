@@ -93,6 +93,7 @@ pub mod http;
 pub mod keyed;
 mod recording;
 pub mod reject;
+mod wake;
 
 pub use builder::ServiceBuilderExt;
 pub use circuit_breaker::{

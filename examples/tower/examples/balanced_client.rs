@@ -5,14 +5,9 @@
 //! Threshold 3, open 200 ms, one probe. The example exits by itself:
 //! `cargo run -p tower-cutout-examples --example balanced_client`
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
-use axum::http::StatusCode;
-use axum::routing::get;
 use bytes::Bytes;
-use cutout::{Listener, Transition};
 use http::Request;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
@@ -23,40 +18,9 @@ use tower::load::{CompleteOnResponse, PendingRequests};
 use tower::{Service, ServiceExt, service_fn};
 use tower_cutout::eject::Ejection;
 use tower_cutout::error::BoxError;
-use tower_cutout_examples::Flaky;
+use tower_cutout_examples::{Flaky, PrintTransitions, flaky_upstream};
 
 const NAMES: [&str; 3] = ["a", "b", "c"];
-
-/// Prints every breaker's transitions, with the breaker's name (its upstream).
-struct Log;
-
-impl Listener for Log {
-    fn on_transition(&self, breaker: &str, t: &Transition) {
-        println!("    upstream {breaker}: {t}");
-    }
-
-    fn wants_call_events(&self) -> bool {
-        false
-    }
-}
-
-/// Starts an upstream on 127.0.0.1 that answers `GET /` from `flaky`; its address.
-async fn upstream(flaky: Flaky, name: &'static str) -> Result<SocketAddr, BoxError> {
-    let app = Router::new().route(
-        "/",
-        get(move || async move {
-            if flaky.hit() {
-                (StatusCode::SERVICE_UNAVAILABLE, format!("{name} down"))
-            } else {
-                (StatusCode::OK, format!("{name} ok"))
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(addr)
-}
 
 /// Sends `n` requests through the balancer; how many got a 2xx.
 async fn send(
@@ -90,7 +54,7 @@ async fn main() -> Result<(), BoxError> {
     let upstreams = [Flaky::default(), Flaky::default(), Flaky::default()];
     let mut addrs = Vec::new();
     for (flaky, name) in upstreams.iter().zip(NAMES) {
-        addrs.push(upstream(flaky.clone(), name).await?);
+        addrs.push(flaky_upstream(flaky.clone(), name).await?);
     }
 
     // One endpoint per upstream: a GET through a shared hyper client, a non-2xx status an
@@ -118,7 +82,7 @@ async fn main() -> Result<(), BoxError> {
             .failure_threshold(3)
             .open_duration(Duration::from_millis(200))
             .half_open_max_calls(1)
-            .listener(Log)
+            .listener(PrintTransitions)
             .build_with_clock(cutout::TokioClock::new())
     });
     let guardrail = ejection.guardrail();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cutout::{Outcome, OwnedPermit, State};
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 use tower::load::Load;
 use tower_service::Service;
 
@@ -75,25 +75,6 @@ impl<S> Ejectable<S> {
     pub fn is_ejected(&self) -> bool {
         self.endpoint.is_ejected()
     }
-
-    /// Waits `wait` (at least 1 ms); `None` without a tokio runtime.
-    fn poll_sleep(&mut self, cx: &mut Context<'_>, wait: Duration) -> Option<Poll<()>> {
-        let deadline = Instant::now()
-            .checked_add(wait.max(Duration::from_millis(1)))
-            .unwrap_or_else(|| Instant::now() + self.recheck);
-        let sleep = match &mut self.sleep {
-            Some(sleep) => {
-                sleep.as_mut().reset(deadline);
-                sleep
-            }
-            None => {
-                tokio::runtime::Handle::try_current().ok()?;
-                self.sleep
-                    .insert(Box::pin(tokio::time::sleep_until(deadline)))
-            }
-        };
-        Some(sleep.as_mut().poll(cx))
-    }
 }
 
 impl<S, Req> Service<Req> for Ejectable<S>
@@ -130,7 +111,7 @@ where
                     let wait = rejection
                         .retry_after()
                         .map_or(self.recheck, |d| d.min(self.recheck));
-                    match self.poll_sleep(cx, wait) {
+                    match crate::wake::poll_sleep(&mut self.sleep, cx, wait) {
                         Some(Poll::Pending) => return Poll::Pending,
                         Some(Poll::Ready(())) => {}
                         None => self.let_through = true,
