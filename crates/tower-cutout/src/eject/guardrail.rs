@@ -83,7 +83,9 @@ impl Guardrail {
         lock(&self.inner.endpoints).len()
     }
 
-    /// Endpoints whose breakers reject calls now, let through or not.
+    /// Endpoints ejected now, let through or not: their breaker rejected the endpoint's last
+    /// `poll_ready`, and has not admitted it closed since. (An endpoint is marked when the
+    /// balancer polls it, so one whose breaker has just opened counts from its next poll.)
     pub fn ejected(&self) -> usize {
         lock(&self.inner.endpoints)
             .iter()
