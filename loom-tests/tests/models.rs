@@ -859,3 +859,47 @@ fn reconfigure_races_half_open_probes() {
         assert_eq!(s.trips, 2);
     });
 }
+
+/// A live change of the failure rate races the failure that reaches it. Count window of 4,
+/// minimum 4, rate 75 %; the window holds a failure and two successes. Thread A lowers the
+/// rate to 50 % (and judges the window at once); thread B records a failure, 2 of 4. Under
+/// 75 % that is below, under 50 % it trips: whichever judges last under the new rate sees
+/// 2 of 4, so the circuit trips in every order, exactly once.
+#[test]
+fn reconfigured_rate_races_the_failure_that_reaches_it() {
+    let settings = |b: Builder, rate: f64| {
+        b.failure_threshold(100)
+            .sliding_window(SlidingWindow::Calls(4))
+            .failure_rate(rate)
+            .minimum_calls(4)
+    };
+    model_with_at_most(2, move || {
+        let f = Fixture::new(|b| settings(b, 0.75));
+        for outcome in [Outcome::Failure, Outcome::Success, Outcome::Success] {
+            f.breaker.try_acquire().expect("closed").record(outcome);
+        }
+        let change = {
+            let breaker = f.breaker.clone();
+            thread::spawn(move || {
+                let builder = CircuitBreaker::builder()
+                    .open_duration(OPEN)
+                    .probe_lease(LEASE);
+                breaker
+                    .reconfigure(settings(builder, 0.5))
+                    .expect("valid settings");
+            })
+        };
+        let failure = {
+            let breaker = f.breaker.clone();
+            thread::spawn(move || breaker.call(|| Err::<(), _>(())))
+        };
+        change.join().expect("no model thread panics");
+        assert_eq!(
+            failure.join().expect("no model thread panics"),
+            Err(CallError::Inner(()))
+        );
+        assert_eq!(f.log.edges(), rate_trip(2, 4));
+        let s = f.settled(4);
+        assert_eq!((s.state, s.trips, s.stale), (State::Open, 1, 0));
+    });
+}

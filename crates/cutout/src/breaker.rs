@@ -17,7 +17,7 @@ use crate::state::{
     self, Acquire, CLOSED_BITS, Cause, Command, MAX_TICK, Outcome, Policy, Record, STATE_WIDTH,
     Snapshot, State, TICK,
 };
-use crate::sync::{AtomicU64, Ordering, Swap};
+use crate::sync::{AtomicU64, Ordering, Swap, fence};
 use crate::window::{Call, Claim, Window, WindowStats};
 
 /// A circuit breaker. Cheap to clone: clones share one breaker.
@@ -303,7 +303,9 @@ impl CircuitBreaker {
     ///
     /// New window rates are judged at once against the window's counts: a closed circuit
     /// whose window already breaks the new rates trips in `reconfigure`, as the next call
-    /// would have tripped it.
+    /// would have tripped it. A call judged by the window reads the rates after its count
+    /// lands, behind a fence that pairs with one in `reconfigure`, so a call racing the
+    /// change is judged under the new rates by one of the two (a loom model checks it).
     ///
     /// Invalid settings return the [`ConfigError`] the builder would, and change nothing.
     /// The settings that shape the live counts cannot change on a running breaker and
@@ -791,19 +793,25 @@ impl Shared {
         claimed: Claim,
     ) {
         let p = &window.policy;
-        // The live rates and slow-call threshold (the shape is the window's own).
-        let policy = self.policy.load();
-        let rates = policy.window.as_ref().unwrap_or(p);
         let timed_now = p.times_calls() && matches!(timing, Timing::Since(_));
         let since = (p.needs_time() || timed_now).then(|| self.elapsed.now());
-        let slow = p.times_calls()
-            && match timing {
+        let slow = p.times_calls() && {
+            // The live threshold (the window's shape is its own).
+            let threshold = self
+                .policy
+                .load()
+                .window
+                .as_ref()
+                .unwrap_or(p)
+                .slow_threshold;
+            match timing {
                 Timing::Untimed => false,
-                Timing::Took(took) => took > rates.slow_threshold,
+                Timing::Took(took) => took > threshold,
                 Timing::Since(start) => since.is_some_and(|now| {
-                    now.saturating_sub(Duration::from_nanos(start - 1)) > rates.slow_threshold
+                    now.saturating_sub(Duration::from_nanos(start - 1)) > threshold
                 }),
-            };
+            }
+        };
         let now = since.map_or(0, duration_to_ticks);
         let call = Call {
             failed: outcome == Outcome::Failure,
@@ -819,7 +827,14 @@ impl Shared {
             now,
             claimed,
             &self.counters,
-            rates,
+            |counts| {
+                // The live rates, read after this call's count landed and a fence: a
+                // `reconfigure` swaps the rates, fences, then judges the counts
+                // (`rejudge`), so either it sees this count or this sees its rates.
+                fence(Ordering::SeqCst);
+                let policy = self.policy.load();
+                policy.window.as_ref().unwrap_or(p).judge(counts)
+            },
             still_current,
         ) {
             let now = if since.is_some() {
@@ -827,7 +842,7 @@ impl Shared {
             } else {
                 self.now_ticks()
             };
-            self.trip(generation, cause, now, &policy);
+            self.trip(generation, cause, now, &self.policy.load());
         }
     }
 
@@ -844,6 +859,8 @@ impl Shared {
     /// After the rates changed: judges the closed window under the live rates now, and
     /// trips if they say so (as the next call would).
     fn rejudge(&self, window: &Window) {
+        // After the swap, before reading the counts: pairs with the fence in `feed`.
+        fence(Ordering::SeqCst);
         let s = self.load();
         if s.state() != State::Closed {
             return;

@@ -6,9 +6,9 @@
 //! dependencies are not switched to their own loom builds.
 
 #[cfg(cutout_loom)]
-pub(crate) use loom::sync::atomic::AtomicU64;
+pub(crate) use loom::sync::atomic::{AtomicU64, fence};
 #[cfg(not(cutout_loom))]
-pub(crate) use std::sync::atomic::AtomicU64;
+pub(crate) use std::sync::atomic::{AtomicU64, fence};
 
 pub(crate) use std::sync::atomic::Ordering;
 

@@ -457,8 +457,8 @@ impl Window {
     /// by time windows), after [`claim`](Self::claim) left it `claimed` (`Claim::Nothing`
     /// if it was not asked). `still_current` says whether `generation` is still the
     /// breaker's closed generation; it is asked before the window moves to a new epoch.
-    /// Returns the cause to trip for, if the window says so under `rates` (the breaker's
-    /// live settings: [`policy`](Self::policy)'s shape, with rates that may have changed).
+    /// Returns the cause to trip for, if `judge` (the breaker's live rates, read after the
+    /// count landed) says so of the counts.
     #[inline]
     #[expect(
         clippy::too_many_arguments,
@@ -471,7 +471,7 @@ impl Window {
         now: u64,
         claimed: Claim,
         counters: &Counters,
-        rates: &WindowPolicy,
+        judge: impl FnOnce(Counts) -> Verdict,
         still_current: impl Fn() -> bool,
     ) -> Option<Cause> {
         let counts = match (claimed, &self.kind) {
@@ -485,7 +485,7 @@ impl Window {
                 }
             }
         };
-        match rates.judge(counts) {
+        match judge(counts) {
             Verdict::Trip(cause) => Some(cause),
             verdict => {
                 if let Kind::Time(w) = &self.kind {
@@ -764,7 +764,15 @@ mod tests {
         );
         let claimed = Claim::Slot { epoch: 1, index: 0 };
         assert_eq!(
-            w.record(0, S, 0, claimed, &k, &w.policy, || unreachable!()),
+            w.record(
+                0,
+                S,
+                0,
+                claimed,
+                &k,
+                |c| w.policy.judge(c),
+                || unreachable!()
+            ),
             None
         );
         assert_eq!(w.counts(0, 0, &k), counts(1, 0, 0));
@@ -772,7 +780,15 @@ mod tests {
             let claimed = w.claim(0, false, no_clock, &k);
             assert_eq!(claimed, Claim::Slot { epoch: 1, index });
             assert_eq!(
-                w.record(0, S, 0, claimed, &k, &w.policy, || unreachable!()),
+                w.record(
+                    0,
+                    S,
+                    0,
+                    claimed,
+                    &k,
+                    |c| w.policy.judge(c),
+                    || unreachable!()
+                ),
                 None
             );
         }
@@ -782,7 +798,15 @@ mod tests {
         assert_eq!(w.claim_count(3, false), Claim::Nothing);
         assert_eq!(w.claim_count(0, false), Claim::Done);
         assert_eq!(
-            w.record(0, S, 0, Claim::Done, &k, &w.policy, || unreachable!()),
+            w.record(
+                0,
+                S,
+                0,
+                Claim::Done,
+                &k,
+                |c| w.policy.judge(c),
+                || unreachable!()
+            ),
             None
         );
         assert_eq!(w.counts(0, 0, &k), counts(10, 0, 0));
@@ -791,13 +815,21 @@ mod tests {
         let claimed = w.claim(0, true, no_clock, &k);
         assert_eq!(claimed, Claim::Slot { epoch: 1, index: 2 });
         assert_eq!(
-            w.record(0, F, 0, claimed, &k, &w.policy, || unreachable!()),
+            w.record(
+                0,
+                F,
+                0,
+                claimed,
+                &k,
+                |c| w.policy.judge(c),
+                || unreachable!()
+            ),
             None
         );
         assert_eq!(w.counts(0, 0, &k), counts(10, 1, 0));
         // A claim moves no window to a new generation; `record` does, when asked.
         assert_eq!(
-            w.record(3, F, 0, Claim::Nothing, &k, &w.policy, || true),
+            w.record(3, F, 0, Claim::Nothing, &k, |c| w.policy.judge(c), || true),
             None
         );
         assert_eq!(w.counts(3, 0, &k), counts(1, 1, 0));
@@ -825,7 +857,15 @@ mod tests {
         assert_eq!(w.claim_count(0, false), Claim::Nothing);
         assert_eq!(w.claim(0, true, || unreachable!(), &k), Claim::Nothing);
         assert_eq!(
-            w.record(0, S, 3, Claim::Nothing, &k, &w.policy, || unreachable!()),
+            w.record(
+                0,
+                S,
+                3,
+                Claim::Nothing,
+                &k,
+                |c| w.policy.judge(c),
+                || unreachable!()
+            ),
             None
         );
         // The same bucket: counted by the claim alone.
@@ -839,16 +879,40 @@ mod tests {
         // A success must then be judged (it brings the volume to five), so the claim
         // leaves it to `record`.
         assert_eq!(
-            w.record(0, F, 9, Claim::Nothing, &k, &w.policy, || unreachable!()),
+            w.record(
+                0,
+                F,
+                9,
+                Claim::Nothing,
+                &k,
+                |c| w.policy.judge(c),
+                || unreachable!()
+            ),
             None
         );
         assert_eq!(
-            w.record(0, F, 9, Claim::Nothing, &k, &w.policy, || unreachable!()),
+            w.record(
+                0,
+                F,
+                9,
+                Claim::Nothing,
+                &k,
+                |c| w.policy.judge(c),
+                || unreachable!()
+            ),
             None
         );
         assert_eq!(w.claim(0, false, || 9, &k), Claim::Nothing);
         assert_eq!(
-            w.record(0, S, 9, Claim::Nothing, &k, &w.policy, || unreachable!()),
+            w.record(
+                0,
+                S,
+                9,
+                Claim::Nothing,
+                &k,
+                |c| w.policy.judge(c),
+                || unreachable!()
+            ),
             Some(Cause::FailureRate {
                 failures: 2,
                 calls: 5
@@ -872,7 +936,15 @@ mod tests {
         // Not yet pointed at a bucket: left to `record`, which points it.
         assert!(!w.claim_own_success(0, || 3, local));
         assert_eq!(
-            w.record(0, S, 3, Claim::Nothing, &k, &w.policy, || unreachable!()),
+            w.record(
+                0,
+                S,
+                3,
+                Claim::Nothing,
+                &k,
+                |c| w.policy.judge(c),
+                || unreachable!()
+            ),
             None
         );
         assert!(w.claim_own_success(0, || 9, local));
