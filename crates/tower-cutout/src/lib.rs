@@ -64,6 +64,7 @@
 //! |---|---|
 //! | `http` | `http::HttpClassifier` (5xx and 429 are failures, upstream `Retry-After`), `http::ServiceUnavailable` (a rejection is a `503` with `Retry-After`) |
 //! | `grpc` | `grpc::GrpcClassifier` (by `grpc-status`, in headers or trailers), rejections as `tonic::Status::unavailable` |
+//! | `balance` | `eject::Ejection`: endpoint ejection in tower's p2c balancer, a breaker per endpoint with a guardrail on the share ejected |
 //! | `keyed` | `keyed::KeyedCircuitBreakerLayer`: a breaker per key (per host with `keyed::Authority` and `http`), from a bounded `cutout_keyed` registry |
 
 #![forbid(unsafe_code)]
@@ -78,6 +79,9 @@
 mod builder;
 mod circuit_breaker;
 pub mod classify;
+#[cfg(feature = "balance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "balance")))]
+pub mod eject;
 #[cfg(feature = "grpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
 pub mod grpc;
@@ -89,6 +93,7 @@ pub mod http;
 pub mod keyed;
 mod recording;
 pub mod reject;
+mod wake;
 
 pub use builder::ServiceBuilderExt;
 pub use circuit_breaker::{

@@ -1,5 +1,4 @@
 use std::fmt;
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -125,27 +124,8 @@ impl<S, C, R> CircuitBreaker<S, C, R> {
     /// Sleeps `wait`; `Ready` when the time has come. `None` when there is no tokio
     /// runtime to sleep on.
     fn poll_sleep(&mut self, cx: &mut Context<'_>, wait: Duration) -> Option<Poll<()>> {
-        let deadline = Instant::now()
-            .checked_add(wait.max(Duration::from_millis(1)))
-            .unwrap_or_else(far_future);
-        let sleep = match &mut self.sleep {
-            Some(sleep) => {
-                sleep.as_mut().reset(deadline);
-                sleep
-            }
-            None => {
-                tokio::runtime::Handle::try_current().ok()?;
-                self.sleep
-                    .insert(Box::pin(tokio::time::sleep_until(deadline)))
-            }
-        };
-        Some(sleep.as_mut().poll(cx))
+        crate::wake::poll_sleep(&mut self.sleep, cx, wait)
     }
-}
-
-/// A deadline no wait reaches (about 30 years), as tokio uses for "never".
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
 }
 
 impl<S, C, R, Req> Service<Req> for CircuitBreaker<S, C, R>
