@@ -379,6 +379,28 @@ impl CircuitBreaker {
         self.shared.elapsed.now()
     }
 
+    /// Turns this handle into a `&'static CircuitBreaker` that lives until the process
+    /// ends (the handle is never dropped, so neither is the breaker).
+    ///
+    /// A `&'static` breaker's [`try_acquire`](Self::try_acquire) gives a
+    /// `Permit<'static>`, which a `'static` future can hold with no reference count: a
+    /// per-request clone copies a pointer, and recording writes nothing shared unless the
+    /// state changes. Use it for breakers made once at start-up (a `static` built in a
+    /// `std::sync::LazyLock` works the same way); each call leaks one handle.
+    ///
+    /// ```
+    /// use cutout::{CircuitBreaker, Outcome};
+    ///
+    /// let breaker: &'static CircuitBreaker = CircuitBreaker::builder().build()?.leak();
+    /// let permit: cutout::Permit<'static> = breaker.try_acquire()?;
+    /// std::thread::spawn(move || permit.record(Outcome::Success)).join().unwrap();
+    /// assert_eq!(breaker.stats().successes, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn leak(self) -> &'static CircuitBreaker {
+        Box::leak(Box::new(self))
+    }
+
     /// Whether `self` and `other` are handles to one breaker.
     pub fn ptr_eq(&self, other: &CircuitBreaker) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)

@@ -81,6 +81,7 @@ pub mod classify;
 #[cfg(feature = "grpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
 pub mod grpc;
+pub mod handle;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
@@ -94,6 +95,7 @@ pub use builder::ServiceBuilderExt;
 pub use circuit_breaker::{
     CircuitBreaker, CircuitBreakerLayer, DEFAULT_RECHECK_INTERVAL, error, future,
 };
+pub use handle::BreakerHandle;
 #[cfg(feature = "keyed")]
 #[cfg_attr(docsrs, doc(cfg(feature = "keyed")))]
 pub use keyed::{KeyedCircuitBreaker, KeyedCircuitBreakerLayer};
