@@ -522,6 +522,10 @@ impl Shared {
     #[cold]
     #[inline(never)]
     fn acquire_slow(&self, s: Snapshot) -> Result<u16, Refusal> {
+        // Forced open rejects whatever the time: no clock read.
+        if s.state() == State::ForcedOpen {
+            return Err(self.reject(Refusal::FORCED_OPEN));
+        }
         let now = self.now_ticks();
         // Open and before the deadline, the common case while open: a rejection that
         // changes nothing, decided without the general transition.
@@ -1183,6 +1187,39 @@ mod tests {
                 retry_after: Duration::from_millis(MAX_TICK)
             }
         );
+    }
+
+    /// Counts its readings.
+    #[derive(Default)]
+    struct CountedClock(std::sync::atomic::AtomicU64);
+
+    impl Clock for CountedClock {
+        fn now(&self) -> Duration {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Duration::ZERO
+        }
+    }
+
+    #[test]
+    fn a_forced_open_rejection_reads_no_clock_and_an_open_one_reads_it_once() {
+        let clock = Arc::new(CountedClock::default());
+        let breaker = CircuitBreaker::builder()
+            .failure_threshold(1)
+            .build_with_clock(clock.clone())
+            .unwrap();
+        let reads = || clock.0.load(std::sync::atomic::Ordering::Relaxed);
+        breaker.force_open();
+        let before = reads();
+        for _ in 0..3 {
+            assert_eq!(breaker.try_acquire().unwrap_err(), Rejected::ForcedOpen);
+        }
+        assert_eq!(reads(), before);
+        breaker.reset();
+        breaker.try_acquire().unwrap().record(Outcome::Failure);
+        assert_eq!(breaker.state(), State::Open);
+        let before = reads();
+        assert!(matches!(breaker.try_acquire(), Err(Rejected::Open { .. })));
+        assert_eq!(reads(), before + 1);
     }
 
     #[test]
