@@ -46,6 +46,7 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::{Layer, Service, ServiceExt};
 use tower_cutout::CircuitBreakerLayer;
 use tower_cutout::http::{HttpClassifier, ServiceUnavailable};
+use tower_cutout::reject::RejectWithCallError;
 
 mod support;
 
@@ -588,7 +589,11 @@ fn closed_success(c: &mut Criterion) {
     // Only when benchmarking (`cargo bench` passes `--bench`), not in `cargo test --benches`,
     // and not when a filter names one group (`--bench tower_layer_...`, as under a profiler).
     let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a.starts_with("tower_layer")) {
+    if args.iter().any(|a| a == "--bench")
+        && !args
+            .iter()
+            .any(|a| a.starts_with("tower_layer") || a.starts_with("tower_floor"))
+    {
         print_fastest();
     }
     let mut g = c.benchmark_group("tower_layer_closed_success");
@@ -796,7 +801,9 @@ fn keyed(c: &mut Criterion) {
     // or the filter `tower_layer_keyed`, not when a filter names another group or one
     // benchmark (as under a profiler).
     let args: Vec<String> = std::env::args().collect();
-    let filtered = args.iter().any(|a| a.starts_with("tower_layer"));
+    let filtered = args
+        .iter()
+        .any(|a| a.starts_with("tower_layer") || a.starts_with("tower_floor"));
     if args.iter().any(|a| a == "--bench")
         && (!filtered || args.iter().any(|a| a == "tower_layer_keyed"))
     {
@@ -899,7 +906,8 @@ fn keyed_1000()
 /// `tower_floor_closed_success` (what a layer adds over `bare`: the hand-written floors
 /// over a `&'static` breaker and over an owned one, tower-cutout on each handle, the keyed
 /// layer; `*_clone_per_request` clones the service for every request, as axum does),
-/// `tower_floor_open_reject` (the core's rejection beside the layer's), and
+/// `tower_floor_open_reject` (the core's rejection beside the layer's, boxed and typed
+/// errors; all forced open), and
 /// `tower_floor_two_threads` (one shared breaker, one service clone per thread, threads
 /// pinned to cores: the per-call time each thread sees).
 fn floors(c: &mut Criterion) {
@@ -945,6 +953,13 @@ fn floors(c: &mut Criterion) {
     let mut svc = CircuitBreakerLayer::new(open).layer(bare());
     assert!(request(&mut svc, 1).is_err());
     g.bench_function("cutout_static", |b| {
+        b.iter(|| request(&mut svc, black_box(1)))
+    });
+    let mut svc = CircuitBreakerLayer::new(open)
+        .reject_with(RejectWithCallError)
+        .layer(bare());
+    assert!(request(&mut svc, 1).is_err());
+    g.bench_function("cutout_static_typed_error", |b| {
         b.iter(|| request(&mut svc, black_box(1)))
     });
     let open = layer();
