@@ -102,66 +102,10 @@ fn layer() -> CircuitBreakerLayer {
     CircuitBreakerLayer::new(breaker())
 }
 
-/// The floor for any layer that holds an owned cutout permit through the response future:
-/// acquire in `poll_ready`, record `Success` when the inner future is done, errors boxed
-/// (as cutout's default mode does); nothing else (no classification, no modes).
-struct Floor<S> {
-    inner: S,
-    breaker: cutout::CircuitBreaker,
-    permit: Option<cutout::OwnedPermit>,
-}
-
-struct FloorFuture<F> {
-    future: F,
-    permit: Option<cutout::OwnedPermit>,
-}
-
-impl<T, E, F> Future for FloorFuture<F>
-where
-    E: Into<tower_cutout::error::BoxError>,
-    F: Future<Output = Result<T, E>> + Unpin,
-{
-    type Output = Result<T, tower_cutout::error::BoxError>;
-
-    #[inline]
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let out = std::task::ready!(std::pin::Pin::new(&mut self.future).poll(cx));
-        if let Some(permit) = self.permit.take() {
-            permit.record(Outcome::Success);
-        }
-        Poll::Ready(out.map_err(Into::into))
-    }
-}
-
-impl<S: Service<u64>> Service<u64> for Floor<S>
-where
-    S::Future: Unpin,
-    S::Error: Into<tower_cutout::error::BoxError>,
-{
-    type Response = S::Response;
-    type Error = tower_cutout::error::BoxError;
-    type Future = FloorFuture<S::Future>;
-
-    #[inline]
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.permit.is_none() {
-            self.permit = self.breaker.try_acquire_owned().ok();
-        }
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    #[inline]
-    fn call(&mut self, request: u64) -> Self::Future {
-        FloorFuture {
-            future: self.inner.call(request),
-            permit: self.permit.take(),
-        }
-    }
-}
-
-/// The floor layers of `tower_floor_*`: [`Floor`]'s work (acquire in `poll_ready`, record
-/// `Success` when the inner future is done, errors boxed) over either handle, written by
-/// hand. `HandFloor<S, &'static CircuitBreaker>` holds a `Permit<'static>` (no reference
+/// The floor layers: the least any layer whose response future holds a cutout permit does
+/// (acquire in `poll_ready`, record `Success` when the inner future is done, errors boxed,
+/// as cutout's default mode does; no classification, no modes), over either handle, written
+/// by hand. `HandFloor<S, &'static CircuitBreaker>` holds a `Permit<'static>` (no reference
 /// count: the least a layer whose future is `'static` can do);
 /// `HandFloor<S, CircuitBreaker>` an `OwnedPermit` (an `Arc` increment and decrement).
 struct HandFloor<S, H: FloorHandle> {
@@ -450,19 +394,11 @@ fn print_fastest() {
         .classify(HttpClassifier::new())
         .reject_with(ServiceUnavailable)
         .layer(bare_http());
-    let mut floor = Floor {
-        inner: bare(),
-        breaker: breaker(),
-        permit: None,
-    };
+    let mut floor = hand_floor(bare(), breaker());
     let mut limit = tower::limit::ConcurrencyLimitLayer::new(1_000).layer(bare());
     let mut load_shed = tower::load_shed::LoadShedLayer::new().layer(bare());
     let breaker = breaker();
-    let mut floor_direct = Floor {
-        inner: bare(),
-        breaker: breaker.clone(),
-        permit: None,
-    };
+    let mut floor_direct = hand_floor(bare(), breaker.clone());
     let mut bare_direct = bare();
     let mut cutout_direct = layer().layer(bare());
     let mut cases: Vec<(&str, Case)> = vec![

@@ -609,6 +609,29 @@ impl Shared {
             && (outcome == Outcome::Ignored
                 || (outcome == Outcome::Success && s.failures_bits() == 0));
         if !(unchanged && self.plain_record) {
+            if current && self.plain_record && outcome != Outcome::Ignored {
+                // Closed, no window, no listener for outcomes: a failure under the threshold
+                // or the success that clears the failures is one compare-exchange, inline.
+                // What `state::record` would write; anything else (a trip, a lost race)
+                // takes the general path below.
+                let failures = s.failures_bits();
+                let next = if outcome == Outcome::Success {
+                    Some(s.with_failures_bits(0))
+                } else if failures + 1 < u64::from(self.policy.failure_threshold) {
+                    Some(s.with_failures_bits(failures + 1))
+                } else {
+                    None
+                };
+                if let Some(next) = next {
+                    if self
+                        .word
+                        .compare_exchange(s.0, next.0, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        return;
+                    }
+                }
+            }
             if unchanged && !self.record_events && outcome == Outcome::Success {
                 if let Some(window) = &self.window {
                     if window.policy.needs_time() {
