@@ -50,6 +50,11 @@
 //! services. [`CircuitBreakerLayer::new`] and [`CircuitBreaker::new`] share a breaker you
 //! built (and can watch); [`CircuitBreakerLayer::from_builder`] builds one, once.
 //!
+//! The fast way is a `&'static cutout::CircuitBreaker` ([`cutout::CircuitBreaker::leak`],
+//! or a `static` in a `std::sync::LazyLock`): the response future then borrows the breaker
+//! instead of holding a reference count on it, so no request writes memory other threads
+//! share while the circuit is closed (see [`handle`]).
+//!
 //! # Classification
 //!
 //! By default `Err` is a failure and `Ok` a success. [`CircuitBreakerLayer::classify`] takes
