@@ -106,9 +106,9 @@ type NameFn<K> = Arc<dyn Fn(&K) -> String + Send + Sync>;
 /// The registry's default hasher: foldhash's `quality` hasher, seeded at random once per
 /// process (and per registry).
 ///
-/// Chosen by measurement (benches/README.md, "Keyed lookups"): a lookup among 1 000 keys
-/// took 37-38 ns with it against 51-54 ns with the standard library's SipHash (fastest
-/// tenth of criterion's samples, three runs). Its seed keeps an outsider from choosing
+/// Chosen by measurement (benches/README.md, issue 15's section): a lookup among 1 000 keys
+/// took 43-59 ns with it against 65-78 ns with the standard library's SipHash (fastest
+/// tenth of criterion's samples, three runs on a loaded 2-core VM). Its seed keeps an outsider from choosing
 /// colliding keys offline, and the registry is bounded, but it makes no claim to
 /// SipHash's resistance to an attacker who can time many lookups; where keys come from
 /// untrusted input and that matters, pass `std::hash::RandomState::new()` to
