@@ -903,3 +903,54 @@ fn reconfigured_rate_races_the_failure_that_reaches_it() {
         assert_eq!((s.state, s.trips, s.stale), (State::Open, 1, 0));
     });
 }
+
+/// The `&'static` handle (`CircuitBreaker::leak`, what tower-cutout's fast layer holds):
+/// two threads race for the one probe slot through copies of the reference, with borrowed
+/// `Permit<'static>`s and no reference count. The success's permit is sent to another
+/// thread before it records (as a response future moves to another task); the other
+/// permit is dropped (a cancelled call). Exactly one probe holds the slot at a time, and
+/// the slot always comes back.
+#[test]
+fn static_handle_permits_race_and_move_between_threads() {
+    loom::model(|| {
+        let f = Fixture::new(|b| {
+            b.failure_threshold(1)
+                .half_open_max_calls(1)
+                .success_threshold(1)
+        });
+        f.trip_and_wait();
+        let breaker: &'static CircuitBreaker = f.breaker.clone().leak();
+        let succeeds = thread::spawn(move || {
+            let permit: cutout::Permit<'static> = breaker.try_acquire().ok()?;
+            let generation = permit.generation();
+            thread::spawn(move || permit.record(Outcome::Success))
+                .join()
+                .expect("no model thread panics");
+            Some(generation)
+        });
+        let cancelled = thread::spawn(move || match breaker.try_acquire() {
+            Ok(permit) => {
+                drop(permit);
+                true
+            }
+            Err(Rejected::HalfOpenFull { .. }) => false,
+            Err(other) => panic!("unexpected {other}"),
+        });
+        let succeeded = succeeds.join().expect("no model thread panics");
+        let dropped = cancelled.join().expect("no model thread panics");
+        let s = f.settled(3);
+        match succeeded {
+            // The success was a probe of the half-open generation, and closed the circuit.
+            Some(generation) => {
+                assert_eq!(generation, 2);
+                assert_eq!(s.state, State::Closed);
+                assert_eq!((s.successes, s.ignored), (1, u64::from(dropped)));
+            }
+            // Turned away: the other thread held the slot then, and gave it back.
+            None => {
+                assert!(dropped);
+                assert_eq!((s.state, s.probes, s.ignored), (State::HalfOpen, 1, 1));
+            }
+        }
+    });
+}

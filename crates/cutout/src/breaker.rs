@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64};
 use std::time::Duration;
 
 use crate::clock::{Clock, Elapsed, whole_millis};
@@ -76,6 +76,12 @@ pub(crate) struct Shared {
     /// The live settings: swapped whole by [`CircuitBreaker::reconfigure`], read once per
     /// decision off the closed path.
     policy: Swap<Policy>,
+    /// The live settings' failure threshold, mirrored for the inline failure path of
+    /// [`record_timed`](Self::record_timed): one relaxed load, where a load of `policy`
+    /// costs more than the rest of that path. Stored by `reconfigure` right after `policy`;
+    /// the inline path decides with this one value and leaves every trip to the general
+    /// path, which reads `policy` whole.
+    failure_threshold: StdAtomicU32,
     /// The rate policies' sliding window, if any rate is set.
     window: Option<Box<Window>>,
     /// Whether permits are timed (a slow-call rate is set).
@@ -123,6 +129,7 @@ impl CircuitBreaker {
                 call_events,
                 record_events,
                 plain_record,
+                failure_threshold: StdAtomicU32::new(policy.failure_threshold),
                 policy: Swap::new(policy),
                 elapsed,
                 listeners: builder.listeners.into_boxed_slice(),
@@ -373,7 +380,11 @@ impl CircuitBreaker {
             policy.open.seed = current.open.seed;
         }
         drop(current);
+        let failure_threshold = policy.failure_threshold;
         self.shared.policy.store(policy);
+        self.shared
+            .failure_threshold
+            .store(failure_threshold, Ordering::Relaxed);
         let change = Reconfigured {
             generation: self.shared.load().generation(),
             at: ticks_to_duration(self.shared.now_ticks()),
@@ -483,6 +494,28 @@ impl CircuitBreaker {
     /// The breaker's clock reading, since the breaker was built.
     pub fn elapsed(&self) -> Duration {
         self.shared.elapsed.now()
+    }
+
+    /// Turns this handle into a `&'static CircuitBreaker` that lives until the process
+    /// ends (the handle is never dropped, so neither is the breaker).
+    ///
+    /// A `&'static` breaker's [`try_acquire`](Self::try_acquire) gives a
+    /// `Permit<'static>`, which a `'static` future can hold with no reference count: a
+    /// per-request clone copies a pointer, and recording writes nothing shared unless the
+    /// state changes. Use it for breakers made once at start-up (a `static` built in a
+    /// `std::sync::LazyLock` works the same way); each call leaks one handle.
+    ///
+    /// ```
+    /// use cutout::{CircuitBreaker, Outcome};
+    ///
+    /// let breaker: &'static CircuitBreaker = CircuitBreaker::builder().build()?.leak();
+    /// let permit: cutout::Permit<'static> = breaker.try_acquire()?;
+    /// std::thread::spawn(move || permit.record(Outcome::Success)).join().unwrap();
+    /// assert_eq!(breaker.stats().successes, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn leak(self) -> &'static CircuitBreaker {
+        Box::leak(Box::new(self))
     }
 
     /// Whether `self` and `other` are handles to one breaker.
@@ -606,6 +639,10 @@ impl Shared {
     #[cold]
     #[inline(never)]
     fn acquire_slow(&self, s: Snapshot) -> Result<u16, Refusal> {
+        // Forced open rejects whatever the time: no clock read.
+        if s.state() == State::ForcedOpen {
+            return Err(self.reject(Refusal::FORCED_OPEN));
+        }
         let now = self.now_ticks();
         // Open and before the deadline, the common case while open: a rejection that
         // changes nothing, decided without the general transition.
@@ -690,6 +727,29 @@ impl Shared {
             && (outcome == Outcome::Ignored
                 || (outcome == Outcome::Success && s.failures_bits() == 0));
         if !(unchanged && self.plain_record) {
+            if current && self.plain_record && outcome != Outcome::Ignored {
+                // Closed, no window, no listener for outcomes: a failure under the threshold
+                // or the success that clears the failures is one compare-exchange, inline.
+                // What `state::record` would write; anything else (a trip, a lost race)
+                // takes the general path below.
+                let failures = s.failures_bits();
+                let next = if outcome == Outcome::Success {
+                    Some(s.with_failures_bits(0))
+                } else if failures + 1 < u64::from(self.failure_threshold.load(Ordering::Relaxed)) {
+                    Some(s.with_failures_bits(failures + 1))
+                } else {
+                    None
+                };
+                if let Some(next) = next {
+                    if self
+                        .word
+                        .compare_exchange(s.0, next.0, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        return;
+                    }
+                }
+            }
             if unchanged && !self.record_events && outcome == Outcome::Success {
                 if let Some(window) = &self.window {
                     if window.policy.needs_time() {
@@ -1311,6 +1371,39 @@ mod tests {
                 retry_after: Duration::from_millis(MAX_TICK)
             }
         );
+    }
+
+    /// Counts its readings.
+    #[derive(Default)]
+    struct CountedClock(std::sync::atomic::AtomicU64);
+
+    impl Clock for CountedClock {
+        fn now(&self) -> Duration {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Duration::ZERO
+        }
+    }
+
+    #[test]
+    fn a_forced_open_rejection_reads_no_clock_and_an_open_one_reads_it_once() {
+        let clock = Arc::new(CountedClock::default());
+        let breaker = CircuitBreaker::builder()
+            .failure_threshold(1)
+            .build_with_clock(clock.clone())
+            .unwrap();
+        let reads = || clock.0.load(std::sync::atomic::Ordering::Relaxed);
+        breaker.force_open();
+        let before = reads();
+        for _ in 0..3 {
+            assert_eq!(breaker.try_acquire().unwrap_err(), Rejected::ForcedOpen);
+        }
+        assert_eq!(reads(), before);
+        breaker.reset();
+        breaker.try_acquire().unwrap().record(Outcome::Failure);
+        assert_eq!(breaker.state(), State::Open);
+        let before = reads();
+        assert!(matches!(breaker.try_acquire(), Err(Rejected::Open { .. })));
+        assert_eq!(reads(), before + 1);
     }
 
     #[test]

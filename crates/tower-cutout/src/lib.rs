@@ -50,6 +50,11 @@
 //! services. [`CircuitBreakerLayer::new`] and [`CircuitBreaker::new`] share a breaker you
 //! built (and can watch); [`CircuitBreakerLayer::from_builder`] builds one, once.
 //!
+//! The fast way is a `&'static cutout::CircuitBreaker` ([`cutout::CircuitBreaker::leak`],
+//! or a `static` in a `std::sync::LazyLock`): the response future then borrows the breaker
+//! instead of holding a reference count on it, so no request writes memory other threads
+//! share while the circuit is closed (see [`handle`]).
+//!
 //! # Classification
 //!
 //! By default `Err` is a failure and `Ok` a success. [`CircuitBreakerLayer::classify`] takes
@@ -85,6 +90,7 @@ pub mod eject;
 #[cfg(feature = "grpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
 pub mod grpc;
+pub mod handle;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
@@ -99,6 +105,7 @@ pub use builder::ServiceBuilderExt;
 pub use circuit_breaker::{
     CircuitBreaker, CircuitBreakerLayer, DEFAULT_RECHECK_INTERVAL, error, future,
 };
+pub use handle::BreakerHandle;
 #[cfg(feature = "keyed")]
 #[cfg_attr(docsrs, doc(cfg(feature = "keyed")))]
 pub use keyed::{KeyedCircuitBreaker, KeyedCircuitBreakerLayer};
