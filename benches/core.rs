@@ -13,8 +13,6 @@
 //! Ids read `path/variant`; ratios and the table are made by `benches/plot` (see
 //! `benches/README.md`). Allocations per call are counted by the `alloc` bench.
 
-use std::time::Duration;
-
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 mod support;
@@ -143,16 +141,9 @@ fn two_threads(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    // Short by default so a full run stays within minutes; command-line flags override.
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = support::short_config();
     targets = single_thread, real_clock, two_threads
 }
 criterion_main!(benches);

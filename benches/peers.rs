@@ -12,8 +12,6 @@
 //! - `peers_two_threads_closed_success`: one shared breaker (tower: one clone per thread),
 //!   1 and 2 threads, `iter_custom`; the time per call seen by each thread.
 
-use std::time::Duration;
-
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 mod support;
@@ -233,16 +231,9 @@ fn two_threads(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    // Short by default so a full run stays within minutes; command-line flags override.
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = support::short_config();
     targets = closed_success, closed_fail_then_success, open_reject, half_open_probe,
         tower_stacks, two_threads
 }

@@ -57,15 +57,9 @@ fn reconfigure(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = support::short_config();
     targets = reconfigure
 }
 criterion_main!(benches);

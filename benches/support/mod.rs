@@ -7,6 +7,14 @@
 
 pub(crate) mod cases;
 
+/// Criterion's settings for the bench binaries: short by default, so a full run stays
+/// within minutes; command-line flags override.
+pub(crate) fn short_config() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3))
+}
+
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
