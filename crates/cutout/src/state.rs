@@ -381,6 +381,10 @@ pub enum Cause {
     ForcedClosed,
     /// Any state -> closed, by [`reset`](crate::CircuitBreaker::reset).
     Reset,
+    /// Closed -> open, held open from outside the breaker by
+    /// [`hold_open`](crate::CircuitBreaker::hold_open): another instance's trip signal (the
+    /// `cutout-fleet` crate), not this breaker's own evidence.
+    Remote,
 }
 
 impl Cause {
@@ -398,6 +402,7 @@ impl Cause {
             Cause::ForcedOpen => "forced_open",
             Cause::ForcedClosed => "forced_closed",
             Cause::Reset => "reset",
+            Cause::Remote => "remote",
         }
     }
 }
@@ -760,6 +765,25 @@ pub(crate) fn command(s: Snapshot, c: Command) -> (Option<Cause>, Option<Snapsho
         Some(cause),
         Some(Snapshot::new(target, s.next_generation(), 0)),
     )
+}
+
+/// A hold from outside (a fleet's trip signal) until tick `until`: closed -> open with
+/// that deadline (a transition, [`Cause::Remote`]), or an open period made to end no sooner
+/// than `until` (no transition). It never closes a circuit, never shortens an open time, and
+/// leaves half-open (the breaker's own probes decide) and the forced states alone.
+pub(crate) fn hold_open(s: Snapshot, until: u64) -> (Option<Cause>, Option<Snapshot>) {
+    let until = until.min(MAX_TICK);
+    match s.state() {
+        State::Closed => (
+            Some(Cause::Remote),
+            Some(
+                Snapshot::new(State::Open, s.next_generation(), s.backoff())
+                    .with_deadline_bits(until),
+            ),
+        ),
+        State::Open if s.deadline_bits() < until => (None, Some(s.with_deadline_bits(until))),
+        _ => (None, None),
+    }
 }
 
 #[cfg(test)]
