@@ -694,7 +694,9 @@ async fn receive(
                         _ = stop.wait_for(|s| *s) => return,
                     };
                     match item {
-                        Some(Incoming::Payload(payload)) => on_payload(&shared, &mut quorum, &payload),
+                        Some(Incoming::Payload(payload)) => {
+                            on_payload(&shared, &mut quorum, &payload)
+                        }
                         Some(Incoming::Link(up)) => shared.set_link(up),
                         None => break,
                     }

@@ -135,8 +135,8 @@ impl Signal {
             return Err(DecodeError::UnknownFormat);
         }
         let mut next = |name: &'static str| fields.next().ok_or(DecodeError::Missing(name));
-        let origin = u64::from_str_radix(next("origin")?, 16)
-            .map_err(|_| DecodeError::Invalid("origin"))?;
+        let origin =
+            u64::from_str_radix(next("origin")?, 16).map_err(|_| DecodeError::Invalid("origin"))?;
         let epoch = next("epoch")?
             .parse()
             .map_err(|_| DecodeError::Invalid("epoch"))?;
@@ -206,10 +206,22 @@ mod tests {
             (b"", DecodeError::UnknownFormat),
             (b"cutout-fleet/2 1 1 1 1 trip a", DecodeError::UnknownFormat),
             (b"cutout-fleet/1", DecodeError::Missing("origin")),
-            (b"cutout-fleet/1 zz 1 1 1 trip a", DecodeError::Invalid("origin")),
-            (b"cutout-fleet/1 1 -1 1 1 trip a", DecodeError::Invalid("epoch")),
-            (b"cutout-fleet/1 1 1 1 1 close a", DecodeError::Invalid("cause")),
-            (b"cutout-fleet/1 1 1 1 1 trip", DecodeError::Missing("breaker")),
+            (
+                b"cutout-fleet/1 zz 1 1 1 trip a",
+                DecodeError::Invalid("origin"),
+            ),
+            (
+                b"cutout-fleet/1 1 -1 1 1 trip a",
+                DecodeError::Invalid("epoch"),
+            ),
+            (
+                b"cutout-fleet/1 1 1 1 1 close a",
+                DecodeError::Invalid("cause"),
+            ),
+            (
+                b"cutout-fleet/1 1 1 1 1 trip",
+                DecodeError::Missing("breaker"),
+            ),
             (b"cutout-fleet/1 1 1 1 1 trip ", DecodeError::BadName),
         ];
         for (bytes, error) in cases {

@@ -46,7 +46,12 @@ pub(crate) struct Quorum {
 const MAX_ORIGINS: usize = 4096;
 
 impl Quorum {
-    pub(crate) fn new(own_origin: u64, quorum: usize, window: Duration, max_hold: Duration) -> Self {
+    pub(crate) fn new(
+        own_origin: u64,
+        quorum: usize,
+        window: Duration,
+        max_hold: Duration,
+    ) -> Self {
         Quorum {
             own_origin,
             quorum,
@@ -136,11 +141,20 @@ mod tests {
     fn quorum_counts_distinct_origins_per_breaker_within_the_window() {
         let t0 = Instant::now();
         let mut q = Quorum::new(1, 2, 5 * SEC, 20 * SEC);
-        assert_eq!(q.on_signal(&sig(2, 1, "a"), t0), Verdict::Counted { origins: 1 });
+        assert_eq!(
+            q.on_signal(&sig(2, 1, "a"), t0),
+            Verdict::Counted { origins: 1 }
+        );
         // The same origin again is still one origin.
-        assert_eq!(q.on_signal(&sig(2, 2, "a"), t0), Verdict::Counted { origins: 1 });
+        assert_eq!(
+            q.on_signal(&sig(2, 2, "a"), t0),
+            Verdict::Counted { origins: 1 }
+        );
         // Another breaker does not count toward "a".
-        assert_eq!(q.on_signal(&sig(3, 1, "b"), t0), Verdict::Counted { origins: 1 });
+        assert_eq!(
+            q.on_signal(&sig(3, 1, "b"), t0),
+            Verdict::Counted { origins: 1 }
+        );
         // A second origin within the window: hold, capped at max_hold.
         assert_eq!(
             q.on_signal(&sig(3, 2, "a"), t0 + 4 * SEC),
@@ -168,7 +182,10 @@ mod tests {
         let t0 = Instant::now();
         let mut q = Quorum::new(1, 1, 5 * SEC, 20 * SEC);
         assert_eq!(q.on_signal(&sig(1, 9, "a"), t0), Verdict::OwnMessage);
-        assert!(matches!(q.on_signal(&sig(2, 5, "a"), t0), Verdict::Hold { .. }));
+        assert!(matches!(
+            q.on_signal(&sig(2, 5, "a"), t0),
+            Verdict::Hold { .. }
+        ));
         assert_eq!(q.on_signal(&sig(2, 5, "a"), t0), Verdict::Stale);
         assert_eq!(q.on_signal(&sig(2, 4, "a"), t0), Verdict::Stale);
         let mut expired = sig(2, 6, "a");
@@ -191,7 +208,10 @@ mod tests {
             }
         );
         // ttl 10 s < window 60 s: origin 2's report is gone at t0 + 10 s.
-        assert_eq!(q.on_signal(&sig(3, 1, "a"), t0 + 9 * SEC), Verdict::Counted { origins: 2 });
+        assert_eq!(
+            q.on_signal(&sig(3, 1, "a"), t0 + 9 * SEC),
+            Verdict::Counted { origins: 2 }
+        );
         assert_eq!(
             q.on_signal(&sig(4, 1, "a"), t0 + 10 * SEC),
             Verdict::Counted { origins: 2 }
@@ -210,6 +230,9 @@ mod tests {
         assert_eq!(q.epochs.len(), MAX_ORIGINS);
         // The first origins were forgotten, the newest are remembered.
         assert!(!q.epochs.contains_key(&1));
-        assert_eq!(q.on_signal(&sig(MAX_ORIGINS as u64 + 10, 1, "a"), t0), Verdict::Stale);
+        assert_eq!(
+            q.on_signal(&sig(MAX_ORIGINS as u64 + 10, 1, "a"), t0),
+            Verdict::Stale
+        );
     }
 }
