@@ -81,8 +81,8 @@
 //! | feature | transport | client crate |
 //! |---|---|---|
 //! | (always) | [`MemoryBus`] / [`MemoryTransport`]: in process, for tests | tokio |
-//! | `redis` | `RedisTransport`: Redis pub/sub | `redis` (tokio) |
-//! | `nats` | `NatsTransport`: NATS subjects | `async-nats` |
+//! | `redis` | [`RedisTransport`]: Redis pub/sub | `redis` (tokio) |
+//! | `nats` | [`NatsTransport`]: NATS subjects | `async-nats` |
 //!
 //! Any pub/sub implements [`Transport`]: subscribe (a stream that ends when the link is lost)
 //! and publish.
@@ -107,9 +107,17 @@
 
 mod fleet;
 mod message;
+#[cfg(feature = "nats")]
+mod nats;
 mod quorum;
+#[cfg(feature = "redis")]
+mod redis;
 mod transport;
 
 pub use fleet::{Fleet, FleetBuilder, FleetConfigError, FleetListener, FleetStats};
 pub use message::{DecodeError, MAX_NAME_LEN, PREFIX, Signal, SignalCause};
+#[cfg(feature = "nats")]
+pub use nats::NatsTransport;
+#[cfg(feature = "redis")]
+pub use redis::RedisTransport;
 pub use transport::{Incoming, MemoryBus, MemoryTransport, Transport, TransportError};
