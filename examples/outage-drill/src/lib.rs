@@ -36,6 +36,7 @@
 //! | [`queue`] | the durable queue (redb) |
 //! | [`load`] | the fixed-rate load generator |
 //! | [`drill`] | one run, without or with the breaker |
+//! | [`fleet`] | `outage-drill fleet`: several instances, without and with the trip signal over Redis |
 //! | [`report`] | the before/after table and the SVG timeline |
 //! | [`net`] | serving and calling over TCP or in-memory pipes |
 
@@ -49,6 +50,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod drill;
+pub mod fleet;
 pub mod load;
 pub mod net;
 pub mod orders;

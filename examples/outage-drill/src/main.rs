@@ -33,6 +33,9 @@ struct Cli {
 enum Command {
     /// Run the drill without, then with, the breaker; print the table, write the timeline.
     Drill(DrillArgs),
+    /// Several order-service instances against one payment service, without and with the
+    /// fleet's trip signal over a real Redis; print the table, write a timeline per size.
+    Fleet(outage_drill::fleet::FleetArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,7 +101,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Drill(args) = cli.command;
+    let args = match cli.command {
+        Command::Drill(args) => args,
+        Command::Fleet(args) => return outage_drill::fleet::main(args),
+    };
 
     let mut config = DrillConfig::new(std::env::temp_dir());
     config.duration = args.duration;
