@@ -215,13 +215,24 @@ struct Running {
     fleet: Option<Fleet>,
 }
 
-/// Runs the fleet once; `redis` is the trip signal's server, `None` for the baseline.
+/// How the instances share their trips.
+#[derive(Debug, Clone, Copy)]
+pub enum Signal<'a> {
+    /// Not at all: the baseline.
+    Off,
+    /// Over Redis pub/sub at this URL.
+    Redis(&'a str),
+    /// Over an in-process bus (the tests, on paused time).
+    Memory(&'a cutout_fleet::MemoryBus),
+}
+
+/// Runs the fleet once.
 ///
 /// # Errors
 ///
-/// A bad setting, a server or order service that cannot start, a fleet that cannot reach
-/// Redis within 10 s.
-pub async fn run(config: &FleetConfig, redis: Option<&str>) -> Result<FleetRun, DrillError> {
+/// A bad setting, a server or order service that cannot start, a fleet that does not
+/// subscribe within 10 s.
+pub async fn run(config: &FleetConfig, signal: Signal<'_>) -> Result<FleetRun, DrillError> {
     let drill = &config.drill;
     drill.validate().map_err(DrillError::Config)?;
     std::fs::create_dir_all(&drill.data_dir).map_err(DrillError::Io)?;
@@ -241,25 +252,27 @@ pub async fn run(config: &FleetConfig, redis: Option<&str>) -> Result<FleetRun, 
         let queue_path = drill.data_dir.join(format!(
             "fleet-{}-{}-{i}.redb",
             config.instances,
-            if redis.is_some() { "signal" } else { "alone" }
+            if matches!(signal, Signal::Off) {
+                "alone"
+            } else {
+                "signal"
+            }
         ));
         match std::fs::remove_file(&queue_path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(DrillError::Io(e)),
         }
-        let fleet = match redis {
-            Some(url) => {
-                let transport = RedisTransport::new(url, channel.as_str())
-                    .map_err(|e| DrillError::Io(std::io::Error::other(e)))?;
-                let fleet = Fleet::builder()
-                    .instance_id(i as u64 + 1)
-                    .quorum(config.quorum)
-                    .start(transport)
-                    .map_err(|e| DrillError::Io(std::io::Error::other(e)))?;
-                Some(fleet)
+        let builder = Fleet::builder()
+            .instance_id(i as u64 + 1)
+            .quorum(config.quorum);
+        let fleet = match signal {
+            Signal::Off => None,
+            Signal::Redis(url) => {
+                let transport = RedisTransport::new(url, channel.as_str()).map_err(io_error)?;
+                Some(builder.start(transport).map_err(io_error)?)
             }
-            None => None,
+            Signal::Memory(bus) => Some(builder.start(bus.transport()).map_err(io_error)?),
         };
         let mut breaker = drill.breaker();
         if let Some(fleet) = &fleet {
@@ -393,10 +406,14 @@ pub async fn run(config: &FleetConfig, redis: Option<&str>) -> Result<FleetRun, 
     payment_server.shutdown().await;
     Ok(FleetRun {
         config: config.clone(),
-        signal: redis.is_some(),
+        signal: !matches!(signal, Signal::Off),
         instances,
         payment: payment.stats(),
     })
+}
+
+fn io_error(e: impl std::error::Error + Send + Sync + 'static) -> DrillError {
+    DrillError::Io(std::io::Error::other(e))
 }
 
 /// The instance's payment client, counting what reaches the payment service during its
@@ -451,7 +468,7 @@ pub fn table(runs: &[FleetRun]) -> String {
             out,
             "| {n} | {} | {} | {} | {} | {} | {} / {} | {:.1} | {} | {} | {} |",
             if run.signal {
-                format!("redis, quorum {}", run.config.quorum)
+                format!("signal, quorum {}", run.config.quorum)
             } else {
                 "off".to_owned()
             },
@@ -665,12 +682,12 @@ pub fn main(args: FleetArgs) -> std::process::ExitCode {
                 quorum: args.quorum,
             };
             eprintln!("fleet of {n}: without the trip signal ...");
-            let alone = run(&config, None).await.map_err(|e| e.to_string())?;
+            let alone = run(&config, Signal::Off).await.map_err(|e| e.to_string())?;
             let signal = match &redis {
                 Some(server) => {
                     eprintln!("fleet of {n}: with the trip signal over redis ...");
                     Some(
-                        run(&config, Some(&server.url()))
+                        run(&config, Signal::Redis(&server.url()))
                             .await
                             .map_err(|e| e.to_string())?,
                     )
@@ -750,7 +767,7 @@ mod tests {
         let t = table(&[r]);
         assert!(
             t.contains(
-                "| 3 | redis, quorum 2 | 5 6 1 | 12 | 15 | 8 | 0.45 s / 0.15 s | 1.0 | 3 | 0 | 0 |"
+                "| 3 | signal, quorum 2 | 5 6 1 | 12 | 15 | 8 | 0.45 s / 0.15 s | 1.0 | 3 | 0 | 0 |"
             ),
             "{t}"
         );
