@@ -23,11 +23,7 @@ struct Instance {
 }
 
 fn instance(bus: &MemoryBus, builder: FleetBuilder, id: u64) -> Instance {
-    instance_on(bus.transport(), builder, id)
-}
-
-fn instance_on(transport: impl Transport, builder: FleetBuilder, id: u64) -> Instance {
-    let fleet = builder.instance_id(id).start(transport).unwrap();
+    let fleet = builder.instance_id(id).start(bus.transport()).unwrap();
     let causes = Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = causes.clone();
     let breaker = CircuitBreaker::builder()
@@ -74,19 +70,18 @@ async fn settle(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Waits until every instance has subscribed.
-async fn all_up(instances: &[&Instance]) {
-    assert!(settle(ms(100), || instances.iter().all(|i| i.fleet.link_up())).await);
+/// `N` instances on `bus` (ids 1 to `N`), once every one has subscribed.
+async fn fleet_of<const N: usize>(bus: &MemoryBus, config: FleetBuilder) -> [Instance; N] {
+    let all: [Instance; N] = std::array::from_fn(|i| instance(bus, config.clone(), i as u64 + 1));
+    assert!(settle(ms(100), || all.iter().all(|i| i.fleet.link_up())).await);
+    all
 }
 
 #[tokio::test(start_paused = true)]
 async fn quorum_1_holds_the_others_and_the_sender_ignores_its_own_echo() {
     let bus = MemoryBus::new();
     let config = Fleet::builder().quorum(1);
-    let a = instance(&bus, config.clone(), 1);
-    let b = instance(&bus, config.clone(), 2);
-    let c = instance(&bus, config, 3);
-    all_up(&[&a, &b, &c]).await;
+    let [a, b, c] = fleet_of(&bus, config).await;
 
     a.trip();
     assert!(
@@ -112,10 +107,7 @@ async fn quorum_1_holds_the_others_and_the_sender_ignores_its_own_echo() {
 async fn quorum_2_needs_two_distinct_origins_within_the_window() {
     let bus = MemoryBus::new();
     let config = Fleet::builder().quorum(2).window(ms(1_000));
-    let a = instance(&bus, config.clone(), 1);
-    let b = instance(&bus, config.clone(), 2);
-    let c = instance(&bus, config, 3);
-    all_up(&[&a, &b, &c]).await;
+    let [a, b, c] = fleet_of(&bus, config).await;
 
     a.trip();
     assert!(settle(ms(50), || c.fleet.stats().received == 1).await);
@@ -141,10 +133,7 @@ async fn a_report_stops_counting_after_the_window_or_its_time_to_live() {
     let bus = MemoryBus::new();
     // Window 5 s, but the senders' time to live is 1 s: reports count for 1 s.
     let config = Fleet::builder().quorum(2).window(ms(5_000)).ttl(ms(1_000));
-    let a = instance(&bus, config.clone(), 1);
-    let b = instance(&bus, config.clone(), 2);
-    let c = instance(&bus, config, 3);
-    all_up(&[&a, &b, &c]).await;
+    let [a, b, c] = fleet_of(&bus, config).await;
 
     a.trip();
     assert!(settle(ms(50), || c.fleet.stats().received == 1).await);
@@ -158,8 +147,7 @@ async fn a_report_stops_counting_after_the_window_or_its_time_to_live() {
 #[tokio::test(start_paused = true)]
 async fn stale_epochs_own_ids_and_garbage_are_ignored() {
     let bus = MemoryBus::new();
-    let b = instance(&bus, Fleet::builder().quorum(1), 2);
-    all_up(&[&b]).await;
+    let [_, b] = fleet_of(&bus, Fleet::builder().quorum(1)).await;
     let raw = bus.transport();
     let mut signal = Signal {
         breaker: "other".into(),
@@ -249,9 +237,7 @@ async fn remote_signals_hold_at_most_the_capped_share_of_a_registrys_keys() {
 async fn force_open_is_published_on_purpose_and_holds_without_a_quorum() {
     let bus = MemoryBus::new();
     let config = Fleet::builder().quorum(3);
-    let a = instance(&bus, config.clone(), 1);
-    let b = instance(&bus, config, 2);
-    all_up(&[&a, &b]).await;
+    let [a, b] = fleet_of(&bus, config).await;
     assert!(a.fleet.force_open(&a.breaker, ms(2_000)));
     assert_eq!(a.breaker.state(), State::ForcedOpen);
     assert!(settle(ms(50), || b.breaker.state() == State::Open).await);
@@ -277,9 +263,7 @@ async fn a_bus_down_leaves_local_breakers_alone_and_they_subscribe_again() {
     let config = Fleet::builder()
         .quorum(1)
         .reconnect_backoff(ms(100), ms(400));
-    let a = instance(&bus, config.clone(), 1);
-    let b = instance(&bus, config, 2);
-    all_up(&[&a, &b]).await;
+    let [a, b] = fleet_of(&bus, config).await;
 
     bus.set_down(true);
     assert!(settle(ms(50), || !a.fleet.link_up() && !b.fleet.link_up()).await);
