@@ -34,7 +34,7 @@
 //!   publishes the queue, each publish within a timeout.
 //! - **Receiving.** A second task subscribes and, when at least `quorum` distinct other
 //!   instances (default 2) tripped the same breaker within the `window`, holds the local
-//!   breaker of that name open with [`CircuitBreaker::hold_open`] for the sender's open time,
+//!   breaker of that name open with [`CircuitBreaker::hold_open`](cutout::CircuitBreaker::hold_open) for the sender's open time,
 //!   at most [`max_hold`](FleetBuilder::max_hold) and never longer than the local breaker's
 //!   own open duration.
 //! - **The call path is untouched.** A hold is a write of the breaker's state word through

@@ -84,6 +84,8 @@ pub struct FleetRun {
     pub config: FleetConfig,
     /// Whether the trip signal was on.
     pub signal: bool,
+    /// What carried it: `redis`, `memory`, or `off`.
+    pub carrier: &'static str,
     /// Per instance.
     pub instances: Vec<InstanceReport>,
     /// What the payment service counted.
@@ -407,6 +409,11 @@ pub async fn run(config: &FleetConfig, signal: Signal<'_>) -> Result<FleetRun, D
     Ok(FleetRun {
         config: config.clone(),
         signal: !matches!(signal, Signal::Off),
+        carrier: match signal {
+            Signal::Off => "off",
+            Signal::Redis(_) => "redis",
+            Signal::Memory(_) => "memory",
+        },
         instances,
         payment: payment.stats(),
     })
@@ -468,7 +475,7 @@ pub fn table(runs: &[FleetRun]) -> String {
             out,
             "| {n} | {} | {} | {} | {} | {} | {} / {} | {:.1} | {} | {} | {} |",
             if run.signal {
-                format!("signal, quorum {}", run.config.quorum)
+                format!("{}, quorum {}", run.carrier, run.config.quorum)
             } else {
                 "off".to_owned()
             },
@@ -743,6 +750,7 @@ mod tests {
                 quorum: 2,
             },
             signal: true,
+            carrier: "redis",
             instances,
             payment: PaymentService::new(DrillConfig::new("/tmp").fault_plan(), Instant::now())
                 .stats(),
@@ -767,7 +775,7 @@ mod tests {
         let t = table(&[r]);
         assert!(
             t.contains(
-                "| 3 | signal, quorum 2 | 5 6 1 | 12 | 15 | 8 | 0.45 s / 0.15 s | 1.0 | 3 | 0 | 0 |"
+                "| 3 | redis, quorum 2 | 5 6 1 | 12 | 15 | 8 | 0.45 s / 0.15 s | 1.0 | 3 | 0 | 0 |"
             ),
             "{t}"
         );

@@ -51,6 +51,6 @@ async fn the_signal_holds_the_fleet_and_loses_nothing() -> Result<(), Box<dyn st
     );
     let table = fleet::table(&[alone, shared]);
     assert!(table.contains("| 4 | off |"), "{table}");
-    assert!(table.contains("| 4 | signal, quorum 1 |"), "{table}");
+    assert!(table.contains("| 4 | memory, quorum 1 |"), "{table}");
     Ok(())
 }
