@@ -1027,6 +1027,46 @@ mod tests {
     }
 
     proptest! {
+        /// A hold from outside only opens a closed word or lengthens an open one: it never
+        /// closes, never shortens, and leaves half-open and the forced states alone.
+        #[test]
+        fn hold_open_only_opens_or_lengthens(
+            state in 0u64..5,
+            generation in 0u16..=GENERATION_MASK,
+            backoff in 0u32..=MAX_BACKOFF,
+            payload in any::<u64>(),
+            until in any::<u64>(),
+        ) {
+            let s = Snapshot::new(State::from_bits(state), generation, backoff)
+                .with_deadline_bits(payload);
+            let (cause, next) = hold_open(s, until);
+            match (s.state(), next) {
+                (State::Closed, Some(n)) => {
+                    prop_assert_eq!(cause, Some(Cause::Remote));
+                    prop_assert_eq!(n.state(), State::Open);
+                    prop_assert_eq!(n.generation(), s.next_generation());
+                    prop_assert_eq!(n.backoff(), s.backoff());
+                    prop_assert_eq!(n.deadline(), Some(until.min(MAX_TICK)));
+                }
+                (State::Open, Some(n)) => {
+                    prop_assert_eq!(cause, None);
+                    prop_assert_eq!(n.generation(), s.generation());
+                    prop_assert!(n.deadline_bits() > s.deadline_bits());
+                    prop_assert_eq!(n.deadline(), Some(until.min(MAX_TICK)));
+                }
+                (State::Open, None) => {
+                    prop_assert_eq!(cause, None);
+                    prop_assert!(s.deadline_bits() >= until.min(MAX_TICK));
+                }
+                (_, next) => {
+                    prop_assert_eq!(cause, None);
+                    prop_assert_eq!(next, None);
+                }
+            }
+        }
+    }
+
+    proptest! {
         /// The early decision gives the same answer as judging all `M` probes: close iff
         /// at least `S` of them succeed.
         #[test]
