@@ -40,6 +40,19 @@ pub struct FleetConfig {
     pub instances: usize,
     /// Distinct other instances whose trips hold a breaker open.
     pub quorum: usize,
+    /// Per-instance order rates, cycled over the instances (instance `i` sends
+    /// `rates[i % len]` orders/s); empty: every instance sends `drill.rate`.
+    pub rates: Vec<u32>,
+}
+
+impl FleetConfig {
+    /// Instance `i`'s orders per second.
+    pub fn rate_of(&self, i: usize) -> u32 {
+        match self.rates.len() {
+            0 => self.drill.rate,
+            n => self.rates[i % n],
+        }
+    }
 }
 
 /// Calls one instance made to the payment service during the outage.
@@ -607,6 +620,10 @@ pub struct FleetArgs {
     /// Orders per second, per instance.
     #[arg(long, default_value_t = 20)]
     pub rate: u32,
+    /// Uneven load: per-instance rates, cycled over the instances (`--rates 40,4`: the
+    /// first instance 40/s, the second 4/s, the third 40/s ...); overrides `--rate`.
+    #[arg(long, value_delimiter = ',')]
+    pub rates: Vec<u32>,
     /// Consecutive failures that trip each instance's breaker.
     #[arg(long, default_value_t = 5)]
     pub failure_threshold: u32,
@@ -638,6 +655,9 @@ pub fn main(args: FleetArgs) -> std::process::ExitCode {
     }
     if args.quorum == 0 {
         return fail("--quorum must be at least 1".into());
+    }
+    if args.rates.iter().any(|&r| r == 0 || r > 5000) {
+        return fail("--rates takes orders per second from 1 to 5000, such as 40,4".into());
     }
     let temp = match tempfile::Builder::new()
         .prefix("outage-drill-fleet-")
@@ -687,6 +707,7 @@ pub fn main(args: FleetArgs) -> std::process::ExitCode {
                 drill: drill.clone(),
                 instances: n,
                 quorum: args.quorum,
+                rates: args.rates.clone(),
             };
             eprintln!("fleet of {n}: without the trip signal ...");
             let alone = run(&config, Signal::Off).await.map_err(|e| e.to_string())?;
@@ -748,6 +769,7 @@ mod tests {
                 drill: DrillConfig::new("/tmp"),
                 instances: instances.len(),
                 quorum: 2,
+                rates: Vec::new(),
             },
             signal: true,
             carrier: "redis",

@@ -20,6 +20,7 @@ fn config(dir: &std::path::Path, instances: usize, quorum: usize) -> FleetConfig
         drill,
         instances,
         quorum,
+        rates: Vec::new(),
     }
 }
 
