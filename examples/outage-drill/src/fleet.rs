@@ -99,6 +99,8 @@ pub struct FleetRun {
     pub signal: bool,
     /// What carried it: `redis`, `memory`, or `off`.
     pub carrier: &'static str,
+    /// When the signal's server was killed, from the start, if it was.
+    pub server_killed_at: Option<Duration>,
     /// Per instance.
     pub instances: Vec<InstanceReport>,
     /// What the payment service counted.
@@ -137,6 +139,11 @@ impl FleetRun {
         let probes: u64 = self.instances.iter().map(|i| i.probes).sum();
         let periods: u64 = self.instances.iter().map(|i| i.open_periods).sum();
         probes as f64 / periods.max(1) as f64
+    }
+
+    /// Orders answered with an error, all instances.
+    pub fn failed(&self) -> u64 {
+        self.instances.iter().map(|i| i.failed).sum()
     }
 
     /// Orders lost, all instances.
@@ -427,6 +434,7 @@ pub async fn run(config: &FleetConfig, signal: Signal<'_>) -> Result<FleetRun, D
             Signal::Redis(_) => "redis",
             Signal::Memory(_) => "memory",
         },
+        server_killed_at: None,
         instances,
         payment: payment.stats(),
     })
@@ -473,9 +481,9 @@ pub fn table(runs: &[FleetRun]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| instances | trip signal | calls reaching the failing payment service, per instance | all | N x T | T + N | every instance stopped after (from outage / from quorum) | probes per open period | holds | orders lost | paid twice |"
+        "| instances | trip signal | calls reaching the failing payment service, per instance | all | N x T | T + N | every instance stopped after (from outage / from quorum) | probes per open period | holds | orders failed | orders lost | paid twice |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for run in runs {
         let n = run.instances.len() as u64;
         let t = u64::from(run.config.drill.failure_threshold);
@@ -486,11 +494,16 @@ pub fn table(runs: &[FleetRun]) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "| {n} | {} | {} | {} | {} | {} | {} / {} | {:.1} | {} | {} | {} |",
-            if run.signal {
-                format!("{}, quorum {}", run.carrier, run.config.quorum)
-            } else {
-                "off".to_owned()
+            "| {n} | {} | {} | {} | {} | {} | {} / {} | {:.1} | {} | {} | {} | {} |",
+            match (run.signal, run.server_killed_at) {
+                (false, _) => "off".to_owned(),
+                (true, None) => format!("{}, quorum {}", run.carrier, run.config.quorum),
+                (true, Some(at)) => format!(
+                    "{}, quorum {}, server killed at {:.1} s",
+                    run.carrier,
+                    run.config.quorum,
+                    at.as_secs_f64()
+                ),
             },
             per.join(" "),
             run.calls_during_outage(),
@@ -504,6 +517,7 @@ pub fn table(runs: &[FleetRun]) -> String {
             },
             run.probes_per_open_period(),
             run.instances.iter().map(|i| i.holds).sum::<u64>(),
+            run.failed(),
             run.lost(),
             run.paid_twice(),
         );
@@ -630,6 +644,10 @@ pub struct FleetArgs {
     /// Seed for the payment service's faults.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Kill the signal's redis-server this many seconds into each run with the signal (it
+    /// is not restarted): the instances go on on their local breakers.
+    #[arg(long)]
+    pub kill_redis_at_secs: Option<f64>,
     /// Only the runs without the signal (no Redis needed).
     #[arg(long)]
     pub no_signal: bool,
@@ -696,10 +714,9 @@ pub fn main(args: FleetArgs) -> std::process::ExitCode {
         Err(e) => return fail(format!("cannot start the tokio runtime: {e}")),
     };
     let result = runtime.block_on(async {
-        let redis = if args.no_signal {
-            None
-        } else {
-            Some(RedisServer::start().await.map_err(|e| e.to_string())?)
+        let kill_at = match args.kill_redis_at_secs {
+            Some(secs) => Some(seconds("kill-redis-at-secs", secs)?),
+            None => None,
         };
         let mut runs = Vec::new();
         for &n in &args.instances {
@@ -711,16 +728,31 @@ pub fn main(args: FleetArgs) -> std::process::ExitCode {
             };
             eprintln!("fleet of {n}: without the trip signal ...");
             let alone = run(&config, Signal::Off).await.map_err(|e| e.to_string())?;
-            let signal = match &redis {
-                Some(server) => {
-                    eprintln!("fleet of {n}: with the trip signal over redis ...");
-                    Some(
-                        run(&config, Signal::Redis(&server.url()))
-                            .await
-                            .map_err(|e| e.to_string())?,
-                    )
+            let signal = if args.no_signal {
+                None
+            } else {
+                eprintln!("fleet of {n}: with the trip signal over redis ...");
+                // A fresh server per run, so that a run that kills it leaves the next alone.
+                let server = RedisServer::start().await?;
+                let url = server.url();
+                let fleet_run = run(&config, Signal::Redis(&url));
+                let mut done = match kill_at {
+                    Some(at) => {
+                        let killer = async move {
+                            tokio::time::sleep(at).await;
+                            drop(server);
+                        };
+                        tokio::join!(fleet_run, killer).0
+                    }
+                    None => {
+                        let done = fleet_run.await;
+                        drop(server);
+                        done
+                    }
                 }
-                None => None,
+                .map_err(|e| e.to_string())?;
+                done.server_killed_at = kill_at;
+                Some(done)
             };
             let pair: Vec<&FleetRun> = std::iter::once(&alone).chain(signal.as_ref()).collect();
             let path = format!("{}-{n}.svg", args.svg_prefix);
@@ -773,6 +805,7 @@ mod tests {
             },
             signal: true,
             carrier: "redis",
+            server_killed_at: None,
             instances,
             payment: PaymentService::new(DrillConfig::new("/tmp").fault_plan(), Instant::now())
                 .stats(),

@@ -34,7 +34,7 @@ async fn the_signal_holds_the_fleet_and_loses_nothing() -> Result<(), Box<dyn st
     for run in [&alone, &shared] {
         assert_eq!(run.instances.len(), 4);
         assert!(run.instances.iter().all(|i| i.sent == 200));
-        assert_eq!((run.lost(), run.paid_twice()), (0, 0));
+        assert_eq!((run.failed(), run.lost(), run.paid_twice()), (0, 0, 0));
         assert!(run.all_stopped_after().is_some());
         // Every request counted per instance reached the one payment service.
         assert_eq!(
