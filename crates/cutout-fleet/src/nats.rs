@@ -90,10 +90,19 @@ impl Transport for NatsTransport {
                 .subscribe(self.subject.clone())
                 .await
                 .map_err(TransportError::new)?;
+            // The subscription is live once the server has it: a flush is a round trip
+            // after the SUB, so a message published from elsewhere after this returns is seen.
+            client.flush().await.map_err(TransportError::new)?;
             let payloads = subscriber.map(|message| Incoming::Payload(message.payload.to_vec()));
             let links = match self.links.lock().await.take() {
-                Some(rx) => futures::stream::unfold(rx, |mut rx| async move {
-                    rx.recv().await.map(|up| (Incoming::Link(up), rx))
+                // The client says "connected" before it has sent the subscriptions again;
+                // a flush behind them makes "link up" mean the server has them.
+                Some(rx) => futures::stream::unfold((rx, client), |(mut rx, client)| async move {
+                    let up = rx.recv().await?;
+                    if up {
+                        let _ = client.flush().await;
+                    }
+                    Some((Incoming::Link(up), (rx, client)))
                 })
                 .boxed(),
                 None => futures::stream::pending().boxed(),
