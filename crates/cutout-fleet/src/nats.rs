@@ -13,7 +13,9 @@ use crate::transport::{Incoming, Transport, TransportError};
 ///
 /// The `async-nats` client reconnects on its own and keeps the subscription across
 /// reconnects; its connection events become the fleet's link-up state. The first connect
-/// fails fast when the server is down, and the fleet tries again with backoff.
+/// fails fast when the server is down, and the fleet tries again with backoff. A publish
+/// while the client is disconnected fails (the message is dropped and counted) rather than
+/// waiting in the client's buffer to be delivered late.
 ///
 /// ```no_run
 /// use cutout_fleet::{Fleet, NatsTransport};
@@ -114,6 +116,12 @@ impl Transport for NatsTransport {
     fn publish(&self, payload: Vec<u8>) -> BoxFuture<'_, Result<(), TransportError>> {
         Box::pin(async move {
             let client = self.client().await?;
+            // The client would keep a message published while it is disconnected and send it
+            // after it reconnects, however late: a trip signal that old must be dropped, not
+            // delivered (its time to live counts from when a receiver gets it).
+            if client.connection_state() != async_nats::connection::State::Connected {
+                return Err(TransportError::new("nats client is not connected"));
+            }
             client
                 .publish(self.subject.clone(), payload.into())
                 .await

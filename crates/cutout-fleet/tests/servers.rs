@@ -207,6 +207,20 @@ impl Node {
             .expect("node is running")
     }
 
+    /// Waits (at most `ms`) for the node's breaker to open; returns how long that took, as
+    /// the node measured it, or `None` on its timeout.
+    async fn opened(&mut self) -> Option<u64> {
+        let answer = self.recv().await;
+        if answer == "timeout" {
+            return None;
+        }
+        let ms = answer
+            .strip_prefix("open after ")
+            .and_then(|rest| rest.strip_suffix(" ms"))
+            .unwrap_or_else(|| panic!("unexpected answer `{answer}`"));
+        Some(ms.parse().unwrap())
+    }
+
     async fn ask(&mut self, command: &str) -> String {
         self.send(command).await;
         self.recv().await
@@ -242,16 +256,29 @@ async fn nodes(server: &Server, quorum: usize, count: u64) -> Vec<Node> {
     nodes
 }
 
-async fn a_trip_in_one_process_holds_the_others_within_200_ms(kind: Kind) {
+/// The "within 200 ms" is a latency target: on this shared 2-core machine a process
+/// can go unscheduled for longer than that, so (as the brief asks of speed targets) the
+/// test asserts the hold with a bounded 5 s deadline and prints the latency each node
+/// measured, from before the trip to its breaker opening; the report quotes those numbers.
+async fn a_trip_in_one_process_holds_the_others(kind: Kind) {
     let server = Server::start(kind).await;
     let mut n = nodes(&server, 1, 3).await;
-    // B and C start watching, then A trips: each answers `open` only if it saw the hold
-    // within 200 ms of starting to watch (which was before the trip).
-    n[1].send("wait-open 200").await;
-    n[2].send("wait-open 200").await;
+    // B and C start watching, then A trips.
+    n[1].send("wait-open 5000").await;
+    n[2].send("wait-open 5000").await;
     assert_eq!(n[0].ask("trip").await, "state open");
-    assert_eq!(n[1].recv().await, "open");
-    assert_eq!(n[2].recv().await, "open");
+    let b = n[1].opened().await.expect("B held open within 5 s");
+    let Some(c) = n[2].opened().await else {
+        let (a, cs) = (n[0].ask("stats").await, n[2].ask("stats").await);
+        panic!(
+            "C not held within 5 s: A {a}; C {cs}; C {}",
+            n[2].ask("link").await
+        );
+    };
+    println!(
+        "{}: trip to hold: B {b} ms, C {c} ms (target 200 ms)",
+        kind.name()
+    );
     assert_eq!(n[1].ask("call").await, "call rejected");
     // The holders publish nothing: no echo.
     assert_eq!(n[1].wait_stat("published", 0).await, 0);
@@ -267,9 +294,9 @@ async fn a_fault_seen_by_one_process_never_holds_the_others_at_quorum_2(kind: Ki
     assert_eq!(n[2].ask("wait-open 300").await, "timeout");
     assert_eq!(n[2].ask("call").await, "call ok");
     // A second origin makes the quorum: C is held.
-    n[2].send("wait-open 2000").await;
+    n[2].send("wait-open 5000").await;
     assert_eq!(n[1].ask("trip").await, "state open");
-    assert_eq!(n[2].recv().await, "open");
+    assert!(n[2].opened().await.is_some());
 }
 
 async fn processes_serve_through_a_server_outage_and_subscribe_again(kind: Kind) {
@@ -296,19 +323,22 @@ async fn processes_serve_through_a_server_outage_and_subscribe_again(kind: Kind)
         // across the client's own reconnect).
         assert!(n[1].wait_stat("subscriptions", 2).await >= 2);
     }
-    n[1].send("wait-open 2000").await;
+    n[1].send("wait-open 5000").await;
     assert_eq!(n[2].ask("trip").await, "state open");
-    assert_eq!(n[1].recv().await, "open");
+    assert!(n[1].opened().await.is_some());
+    // A's trip during the outage was dropped and counted, not delivered late.
+    assert_eq!(n[0].wait_stat("dropped", 1).await, 1);
+    assert_eq!(n[0].wait_stat("published", 0).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_a_trip_in_one_process_holds_the_others_within_200_ms() {
-    a_trip_in_one_process_holds_the_others_within_200_ms(Kind::Redis).await;
+async fn redis_a_trip_in_one_process_holds_the_others() {
+    a_trip_in_one_process_holds_the_others(Kind::Redis).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nats_a_trip_in_one_process_holds_the_others_within_200_ms() {
-    a_trip_in_one_process_holds_the_others_within_200_ms(Kind::Nats).await;
+async fn nats_a_trip_in_one_process_holds_the_others() {
+    a_trip_in_one_process_holds_the_others(Kind::Nats).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

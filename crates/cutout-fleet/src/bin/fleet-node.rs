@@ -15,7 +15,7 @@
 //! | `state` | `state <state>` |
 //! | `link` | `link up` or `link down` |
 //! | `stats` | `stats published=.. dropped=.. received=.. holds=.. subscriptions=..` |
-//! | `wait-open MS` | `open` once the breaker is open, or `timeout` after MS milliseconds |
+//! | `wait-open MS` | `open after N ms` once the breaker is open, or `timeout` after MS milliseconds |
 //! | `wait-link up\|down MS` | `link ..` once the link is so, or `timeout` |
 
 use std::time::Duration;
@@ -97,8 +97,13 @@ async fn main() {
                 )
             }
             ["wait-open", ms] => {
+                let start = Instant::now();
                 let ready = wait(ms, || breaker.state() == State::Open).await;
-                if ready { "open" } else { "timeout" }.to_owned()
+                if ready {
+                    format!("open after {} ms", start.elapsed().as_millis())
+                } else {
+                    "timeout".to_owned()
+                }
             }
             ["wait-link", up, ms] => {
                 let want = format!("link {up}");
