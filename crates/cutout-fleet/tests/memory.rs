@@ -2,6 +2,9 @@
 //! epochs, self-filtering, the cap, forced open, a bus that goes down and comes back, and a
 //! publish that never returns.
 
+mod support;
+use support::settle;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,21 +55,6 @@ impl Instance {
 
     fn causes(&self) -> Vec<Cause> {
         self.causes.lock().unwrap().clone()
-    }
-}
-
-/// Lets the paused runtime run (each sleep auto-advances the clock by 1 ms when idle) until
-/// `done` holds, for at most `limit` of paused time. Returns whether it held.
-async fn settle(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = tokio::time::Instant::now();
-    loop {
-        if done() {
-            return true;
-        }
-        if start.elapsed() >= limit {
-            return false;
-        }
-        tokio::time::sleep(ms(1)).await;
     }
 }
 

@@ -1,6 +1,9 @@
 //! With the `metrics` feature: the link-up gauge and the event counters, dropped messages
 //! included, reach the installed recorder.
 
+mod support;
+use support::settle;
+
 use std::time::Duration;
 
 use cutout::{CircuitBreaker, TokioClock};
@@ -30,16 +33,6 @@ fn value(
         .map(|(_, _, _, v)| v)
 }
 
-async fn settle(mut done: impl FnMut() -> bool) -> bool {
-    for _ in 0..1_000 {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    false
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_link_gauge_and_the_dropped_counter_are_exported() {
     let recorder = DebuggingRecorder::new();
@@ -48,7 +41,7 @@ async fn the_link_gauge_and_the_dropped_counter_are_exported() {
 
     let bus = MemoryBus::new();
     let fleet = Fleet::builder().queue(1).start(bus.transport()).unwrap();
-    assert!(settle(|| fleet.link_up()).await);
+    assert!(settle(Duration::from_secs(1), || fleet.link_up()).await);
     assert_eq!(
         value(
             &snapshotter,
@@ -78,7 +71,7 @@ async fn the_link_gauge_and_the_dropped_counter_are_exported() {
         ),
         Some(DebugValue::Counter(2))
     );
-    assert!(settle(|| fleet.stats().own == 1).await);
+    assert!(settle(Duration::from_secs(1), || fleet.stats().own == 1).await);
     assert_eq!(
         value(
             &snapshotter,
@@ -90,7 +83,7 @@ async fn the_link_gauge_and_the_dropped_counter_are_exported() {
     );
 
     bus.set_down(true);
-    assert!(settle(|| !fleet.link_up()).await);
+    assert!(settle(Duration::from_secs(1), || !fleet.link_up()).await);
     assert_eq!(
         value(
             &snapshotter,

@@ -1,6 +1,9 @@
 //! With the `tracing` feature: link changes (INFO up, WARN down) and holds (DEBUG) are
 //! logged with target `cutout_fleet`.
 
+mod support;
+use support::settle;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,16 +35,6 @@ impl Buffer {
     }
 }
 
-async fn settle(mut done: impl FnMut() -> bool) -> bool {
-    for _ in 0..1_000 {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    false
-}
-
 #[tokio::test(start_paused = true)]
 async fn link_changes_and_holds_are_logged() {
     let buffer = Buffer::default();
@@ -65,7 +58,7 @@ async fn link_changes_and_holds_are_logged() {
         .instance_id(2)
         .start(bus.transport())
         .unwrap();
-    assert!(settle(|| a.link_up() && b.link_up()).await);
+    assert!(settle(Duration::from_secs(1), || a.link_up() && b.link_up()).await);
     let held = CircuitBreaker::builder()
         .name("payments")
         .build_with_clock(TokioClock::new())
@@ -78,9 +71,9 @@ async fn link_changes_and_holds_are_logged() {
         .build_with_clock(TokioClock::new())
         .unwrap();
     let _ = tripping.call(|| Err::<(), _>("down"));
-    assert!(settle(|| b.stats().holds == 1).await);
+    assert!(settle(Duration::from_secs(1), || b.stats().holds == 1).await);
     bus.set_down(true);
-    assert!(settle(|| !a.link_up() && !b.link_up()).await);
+    assert!(settle(Duration::from_secs(1), || !a.link_up() && !b.link_up()).await);
 
     assert_eq!(buffer.lines("INFO cutout_fleet: fleet link up").len(), 2);
     assert_eq!(buffer.lines("WARN cutout_fleet: fleet link down").len(), 2);
