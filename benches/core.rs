@@ -5,7 +5,8 @@
 //!   the threshold (a failure then a success), open reject and a half-open probe on a
 //!   `ManualClock` (no real clock read), and a trip / probe / close cycle.
 //! - `core_real_clock`: `Instant::now`, then open reject and the half-open probe on the
-//!   default `MonotonicClock`.
+//!   default `MonotonicClock`; open reject on `CoarseMonotonicClock`, and forced open (no
+//!   clock read).
 //! - `core_two_threads`: the same call on one shared breaker from 1 and from 2 threads
 //!   (`iter_custom`): the time per call seen by each thread.
 //!
@@ -80,6 +81,19 @@ fn real_clock(c: &mut Criterion) {
     assert!(cases::cutout_reject(&open));
     g.bench_function(BenchmarkId::new("open_reject", "monotonic_clock"), |b| {
         b.iter(|| cases::cutout_reject(&open))
+    });
+
+    let coarse = cases::cutout_open(cutout::CoarseMonotonicClock::new());
+    assert!(cases::cutout_reject(&coarse));
+    g.bench_function(
+        BenchmarkId::new("open_reject", "coarse_monotonic_clock"),
+        |b| b.iter(|| cases::cutout_reject(&coarse)),
+    );
+    let forced = cases::cutout_closed();
+    forced.force_open();
+    assert!(cases::cutout_reject(&forced));
+    g.bench_function(BenchmarkId::new("open_reject", "forced_open"), |b| {
+        b.iter(|| cases::cutout_reject(&forced))
     });
 
     let half_open = cases::cutout_half_open_monotonic();

@@ -53,6 +53,11 @@ fn closed_success(c: &mut Criterion) {
 
 fn closed_fail_then_success(c: &mut Criterion) {
     let mut g = c.benchmark_group("peers_closed_fail_then_success");
+    let word = floor::word();
+    assert!(floor::fail_then_success_cas(&word));
+    g.bench_function("floor_two_cas", |b| {
+        b.iter(|| floor::fail_then_success_cas(&word))
+    });
     let cutout = cases::cutout_closed();
     assert!(cases::cutout_fail_then_ok(&cutout));
     g.bench_function("cutout", |b| b.iter(|| cases::cutout_fail_then_ok(&cutout)));
@@ -111,6 +116,10 @@ fn half_open_probe(c: &mut Criterion) {
     let cutout = cases::cutout_half_open_monotonic();
     g.bench_function("cutout", |b| {
         b.iter(|| cases::cutout_probe_ignored(&cutout))
+    });
+    let (manual, _clock) = cases::cutout_half_open_manual();
+    g.bench_function("cutout_manual_clock", |b| {
+        b.iter(|| cases::cutout_probe_ignored(&manual))
     });
 
     let recloser = cases::recloser_half_open();

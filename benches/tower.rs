@@ -46,6 +46,9 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::{Layer, Service, ServiceExt};
 use tower_cutout::CircuitBreakerLayer;
 use tower_cutout::http::{HttpClassifier, ServiceUnavailable};
+use tower_cutout::reject::RejectWithCallError;
+
+mod support;
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -99,21 +102,65 @@ fn layer() -> CircuitBreakerLayer {
     CircuitBreakerLayer::new(breaker())
 }
 
-/// The floor for any layer that holds an owned cutout permit through the response future:
-/// acquire in `poll_ready`, record `Success` when the inner future is done, errors boxed
-/// (as cutout's default mode does); nothing else (no classification, no modes).
-struct Floor<S> {
+/// The floor layers: the least any layer whose response future holds a cutout permit does
+/// (acquire in `poll_ready`, record `Success` when the inner future is done, errors boxed,
+/// as cutout's default mode does; no classification, no modes), over either handle, written
+/// by hand. `HandFloor<S, &'static CircuitBreaker>` holds a `Permit<'static>` (no reference
+/// count: the least a layer whose future is `'static` can do);
+/// `HandFloor<S, CircuitBreaker>` an `OwnedPermit` (an `Arc` increment and decrement).
+struct HandFloor<S, H: FloorHandle> {
     inner: S,
-    breaker: cutout::CircuitBreaker,
-    permit: Option<cutout::OwnedPermit>,
+    breaker: H,
+    permit: Option<H::Permit>,
 }
 
-struct FloorFuture<F> {
+/// A handle the hand-written floor takes its permits from.
+trait FloorHandle: Clone {
+    type Permit: FloorPermit;
+    fn take(&self) -> Option<Self::Permit>;
+}
+
+trait FloorPermit {
+    fn success(self);
+}
+
+impl FloorHandle for &'static cutout::CircuitBreaker {
+    type Permit = cutout::Permit<'static>;
+    #[inline]
+    fn take(&self) -> Option<Self::Permit> {
+        let breaker: &'static cutout::CircuitBreaker = self;
+        breaker.try_acquire().ok()
+    }
+}
+
+impl FloorPermit for cutout::Permit<'static> {
+    #[inline]
+    fn success(self) {
+        self.record(Outcome::Success)
+    }
+}
+
+impl FloorHandle for cutout::CircuitBreaker {
+    type Permit = cutout::OwnedPermit;
+    #[inline]
+    fn take(&self) -> Option<Self::Permit> {
+        self.try_acquire_owned().ok()
+    }
+}
+
+impl FloorPermit for cutout::OwnedPermit {
+    #[inline]
+    fn success(self) {
+        self.record(Outcome::Success)
+    }
+}
+
+struct HandFloorFuture<F, P> {
     future: F,
-    permit: Option<cutout::OwnedPermit>,
+    permit: Option<P>,
 }
 
-impl<T, E, F> Future for FloorFuture<F>
+impl<T, E, F, P: FloorPermit + Unpin> Future for HandFloorFuture<F, P>
 where
     E: Into<tower_cutout::error::BoxError>,
     F: Future<Output = Result<T, E>> + Unpin,
@@ -124,35 +171,56 @@ where
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let out = std::task::ready!(std::pin::Pin::new(&mut self.future).poll(cx));
         if let Some(permit) = self.permit.take() {
-            permit.record(Outcome::Success);
+            permit.success();
         }
         Poll::Ready(out.map_err(Into::into))
     }
 }
 
-impl<S: Service<u64>> Service<u64> for Floor<S>
+impl<S: Service<u64>, H: FloorHandle> Service<u64> for HandFloor<S, H>
 where
     S::Future: Unpin,
     S::Error: Into<tower_cutout::error::BoxError>,
+    H::Permit: Unpin,
 {
     type Response = S::Response;
     type Error = tower_cutout::error::BoxError;
-    type Future = FloorFuture<S::Future>;
+    type Future = HandFloorFuture<S::Future, H::Permit>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.permit.is_none() {
-            self.permit = self.breaker.try_acquire_owned().ok();
+            self.permit = self.breaker.take();
         }
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     #[inline]
     fn call(&mut self, request: u64) -> Self::Future {
-        FloorFuture {
+        HandFloorFuture {
             future: self.inner.call(request),
             permit: self.permit.take(),
         }
+    }
+}
+
+/// A clone starts without a permit, as a layer's clones do.
+impl<S: Clone, H: FloorHandle> Clone for HandFloor<S, H> {
+    fn clone(&self) -> Self {
+        HandFloor {
+            inner: self.inner.clone(),
+            breaker: self.breaker.clone(),
+            permit: None,
+        }
+    }
+}
+
+/// The hand-written floor over `breaker`, on `inner`.
+fn hand_floor<S, H: FloorHandle>(inner: S, breaker: H) -> HandFloor<S, H> {
+    HandFloor {
+        inner,
+        breaker,
+        permit: None,
     }
 }
 
@@ -326,19 +394,11 @@ fn print_fastest() {
         .classify(HttpClassifier::new())
         .reject_with(ServiceUnavailable)
         .layer(bare_http());
-    let mut floor = Floor {
-        inner: bare(),
-        breaker: breaker(),
-        permit: None,
-    };
+    let mut floor = hand_floor(bare(), breaker());
     let mut limit = tower::limit::ConcurrencyLimitLayer::new(1_000).layer(bare());
     let mut load_shed = tower::load_shed::LoadShedLayer::new().layer(bare());
     let breaker = breaker();
-    let mut floor_direct = Floor {
-        inner: bare(),
-        breaker: breaker.clone(),
-        permit: None,
-    };
+    let mut floor_direct = hand_floor(bare(), breaker.clone());
     let mut bare_direct = bare();
     let mut cutout_direct = layer().layer(bare());
     let mut cases: Vec<(&str, Case)> = vec![
@@ -465,7 +525,11 @@ fn closed_success(c: &mut Criterion) {
     // Only when benchmarking (`cargo bench` passes `--bench`), not in `cargo test --benches`,
     // and not when a filter names one group (`--bench tower_layer_...`, as under a profiler).
     let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a.starts_with("tower_layer")) {
+    if args.iter().any(|a| a == "--bench")
+        && !args
+            .iter()
+            .any(|a| a.starts_with("tower_layer") || a.starts_with("tower_floor"))
+    {
         print_fastest();
     }
     let mut g = c.benchmark_group("tower_layer_closed_success");
@@ -617,9 +681,6 @@ fn two_threads(c: &mut Criterion) {
 /// `http::Request` by its URI's authority (a reference count, no allocation) and classifies
 /// with the HTTP classifier; `bare/http_request` is the same request without a layer.
 fn keyed(c: &mut Criterion) {
-    use std::sync::Arc;
-
-    use cutout_keyed::KeyedBreakers;
     use tower_cutout::keyed::{Authority, KeyedCircuitBreakerLayer};
 
     #[inline]
@@ -632,23 +693,6 @@ fn keyed(c: &mut Criterion) {
             }
             std::hint::spin_loop();
         }
-    }
-
-    fn registry<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
-        others: impl Iterator<Item = K>,
-    ) -> Arc<KeyedBreakers<K>> {
-        let hosts = KeyedBreakers::builder(
-            cutout::CircuitBreaker::builder()
-                .failure_threshold(5)
-                .open_duration(Duration::from_secs(3_600)),
-        )
-        .capacity(4_096)
-        .build()
-        .expect("valid settings");
-        for key in others {
-            assert!(hosts.call(&key, || Ok::<_, Infallible>(())).is_ok());
-        }
-        Arc::new(hosts)
     }
 
     let mut unkeyed = layer().layer(bare());
@@ -693,7 +737,9 @@ fn keyed(c: &mut Criterion) {
     // or the filter `tower_layer_keyed`, not when a filter names another group or one
     // benchmark (as under a profiler).
     let args: Vec<String> = std::env::args().collect();
-    let filtered = args.iter().any(|a| a.starts_with("tower_layer"));
+    let filtered = args
+        .iter()
+        .any(|a| a.starts_with("tower_layer") || a.starts_with("tower_floor"));
     if args.iter().any(|a| a == "--bench")
         && (!filtered || args.iter().any(|a| a == "tower_layer_keyed"))
     {
@@ -758,11 +804,149 @@ fn keyed(c: &mut Criterion) {
     g.finish();
 }
 
+/// A registry of `others` keys (default hasher), each with a closed breaker.
+fn registry<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
+    others: impl Iterator<Item = K>,
+) -> std::sync::Arc<cutout_keyed::KeyedBreakers<K>> {
+    let hosts = cutout_keyed::KeyedBreakers::builder(
+        cutout::CircuitBreaker::builder()
+            .failure_threshold(5)
+            .open_duration(Duration::from_secs(3_600)),
+    )
+    .capacity(4_096)
+    .build()
+    .expect("valid settings");
+    for key in others {
+        assert!(hosts.call(&key, || Ok::<_, Infallible>(())).is_ok());
+    }
+    std::sync::Arc::new(hosts)
+}
+
+/// A breaker that lives until the process ends (the fast handle).
+fn leaked() -> &'static cutout::CircuitBreaker {
+    breaker().leak()
+}
+
+/// The keyed layer on one fixed key of a registry of 1 001.
+fn keyed_1000()
+-> impl Service<u64, Response = u64, Error = tower_cutout::error::BoxError> + Clone + Send {
+    let hosts = registry(1_000..2_000u64);
+    let svc =
+        tower_cutout::keyed::KeyedCircuitBreakerLayer::new(hosts.clone(), |_: &u64| Some(7u64))
+            .layer(bare());
+    assert_eq!(hosts.len(), 1_000);
+    svc
+}
+
+/// The rows issue 15's targets are taken from, each group measured in one stretch:
+/// `tower_floor_closed_success` (what a layer adds over `bare`: the hand-written floors
+/// over a `&'static` breaker and over an owned one, tower-cutout on each handle, the keyed
+/// layer; `*_clone_per_request` clones the service for every request, as axum does),
+/// `tower_floor_open_reject` (the core's rejection beside the layer's, boxed and typed
+/// errors; all forced open), and
+/// `tower_floor_two_threads` (one shared breaker, one service clone per thread, threads
+/// pinned to cores: the per-call time each thread sees).
+fn floors(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tower_floor_closed_success");
+    let mut svc = bare();
+    g.bench_function("bare", |b| b.iter(|| request(&mut svc, black_box(1))));
+    let mut svc = hand_floor(bare(), leaked());
+    g.bench_function("floor_static", |b| {
+        b.iter(|| request(&mut svc, black_box(1)))
+    });
+    let mut svc = hand_floor(bare(), breaker());
+    g.bench_function("floor_arc", |b| b.iter(|| request(&mut svc, black_box(1))));
+    let mut svc = CircuitBreakerLayer::new(leaked()).layer(bare());
+    assert_eq!(request(&mut svc, 1).ok(), Some(2));
+    g.bench_function("cutout_static", |b| {
+        b.iter(|| request(&mut svc, black_box(1)))
+    });
+    let mut svc = layer().layer(bare());
+    g.bench_function("cutout", |b| b.iter(|| request(&mut svc, black_box(1))));
+    let svc = CircuitBreakerLayer::new(leaked()).layer(bare());
+    g.bench_function("cutout_static_clone_per_request", |b| {
+        b.iter(|| request(&mut svc.clone(), black_box(1)))
+    });
+    let svc = layer().layer(bare());
+    g.bench_function("cutout_clone_per_request", |b| {
+        b.iter(|| request(&mut svc.clone(), black_box(1)))
+    });
+    let mut svc = keyed_1000();
+    assert_eq!(request(&mut svc, 1).ok(), Some(2));
+    g.bench_function("cutout_keyed_1000_keys", |b| {
+        b.iter(|| request(&mut svc, black_box(1)))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("tower_floor_open_reject");
+    let mut svc = bare();
+    g.bench_function("bare", |b| b.iter(|| request(&mut svc, black_box(1))));
+    let open = leaked();
+    open.force_open();
+    g.bench_function("core", |b| {
+        b.iter(|| black_box(black_box(open).try_acquire().is_err()))
+    });
+    let mut svc = CircuitBreakerLayer::new(open).layer(bare());
+    assert!(request(&mut svc, 1).is_err());
+    g.bench_function("cutout_static", |b| {
+        b.iter(|| request(&mut svc, black_box(1)))
+    });
+    let mut svc = CircuitBreakerLayer::new(open)
+        .reject_with(RejectWithCallError)
+        .layer(bare());
+    assert!(request(&mut svc, 1).is_err());
+    g.bench_function("cutout_static_typed_error", |b| {
+        b.iter(|| request(&mut svc, black_box(1)))
+    });
+    let open = layer();
+    open.breaker().force_open();
+    let mut svc = open.layer(bare());
+    g.bench_function("cutout", |b| b.iter(|| request(&mut svc, black_box(1))));
+    g.finish();
+
+    let mut g = c.benchmark_group("tower_floor_two_threads");
+    fn on<S: Service<u64> + Clone + Send + Sync>(
+        g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+        name: &str,
+        threads: usize,
+        svc: &S,
+    ) {
+        g.bench_function(
+            BenchmarkId::new(name, support::threads_label(threads)),
+            |b| {
+                b.iter_custom(|iters| {
+                    support::on_threads(
+                        threads,
+                        iters,
+                        || svc.clone(),
+                        |s| request(s, black_box(1)).is_ok(),
+                    )
+                })
+            },
+        );
+    }
+    let (static_floor, arc_floor) = (hand_floor(bare(), leaked()), hand_floor(bare(), breaker()));
+    let (static_layer, arc_layer) = (
+        CircuitBreakerLayer::new(leaked()).layer(bare()),
+        layer().layer(bare()),
+    );
+    let keyed = keyed_1000();
+    for threads in [1, 2] {
+        on(&mut g, "bare", threads, &bare());
+        on(&mut g, "floor_static", threads, &static_floor);
+        on(&mut g, "floor_arc", threads, &arc_floor);
+        on(&mut g, "cutout_static", threads, &static_layer);
+        on(&mut g, "cutout", threads, &arc_layer);
+        on(&mut g, "cutout_keyed_1000_keys", threads, &keyed);
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = closed_success, open_reject, permits, two_threads, keyed
+    targets = floors, closed_success, open_reject, permits, two_threads, keyed
 }
 criterion_main!(benches);

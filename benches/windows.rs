@@ -241,6 +241,47 @@ fn single_thread(c: &mut Criterion) {
             })
         },
     );
+    // The candidates for cutout-keyed's default hasher, on the same 1 000 keys.
+    fn with_hasher<S: std::hash::BuildHasher + Send + Sync + 'static>(
+        hasher: S,
+    ) -> KeyedBreakers<u64, S> {
+        let hosts = KeyedBreakers::builder(CircuitBreaker::builder())
+            .capacity(4_096)
+            .hasher(hasher)
+            .build_with_clock(ManualClock::new())
+            .expect("valid");
+        for key in 0..1_000 {
+            assert!(keyed_call(&hosts, key));
+        }
+        hosts
+    }
+    let sip = with_hasher(std::hash::RandomState::new());
+    g.bench_function(BenchmarkId::new("keyed", "call_1000_keys_siphash"), |b| {
+        b.iter(|| {
+            key = if key == 999 { 0 } else { key + 1 };
+            keyed_call(&sip, key)
+        })
+    });
+    let fold_fast = with_hasher(foldhash::fast::RandomState::default());
+    g.bench_function(
+        BenchmarkId::new("keyed", "call_1000_keys_foldhash_fast"),
+        |b| {
+            b.iter(|| {
+                key = if key == 999 { 0 } else { key + 1 };
+                keyed_call(&fold_fast, key)
+            })
+        },
+    );
+    let fold_quality = with_hasher(foldhash::quality::RandomState::default());
+    g.bench_function(
+        BenchmarkId::new("keyed", "call_1000_keys_foldhash_quality"),
+        |b| {
+            b.iter(|| {
+                key = if key == 999 { 0 } else { key + 1 };
+                keyed_call(&fold_quality, key)
+            })
+        },
+    );
     g.finish();
 }
 

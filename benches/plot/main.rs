@@ -148,6 +148,30 @@ const GROUPS: &[GroupSpec] = &[
         calls: 1.0,
     },
     GroupSpec {
+        group: "tower_floor_closed_success",
+        title: "tower, closed success: the hand-written floor layers beside tower-cutout on each handle",
+        floor: Some("floor_static"),
+        cutout: None,
+        threads: false,
+        calls: 1.0,
+    },
+    GroupSpec {
+        group: "tower_floor_open_reject",
+        title: "tower, forced open: the core's rejection beside the layer's",
+        floor: Some("core"),
+        cutout: None,
+        threads: false,
+        calls: 1.0,
+    },
+    GroupSpec {
+        group: "tower_floor_two_threads",
+        title: "tower, closed success, one shared breaker, 1 and 2 threads",
+        floor: None,
+        cutout: None,
+        threads: true,
+        calls: 1.0,
+    },
+    GroupSpec {
         group: "peers_two_threads_closed_success",
         title: "closed, success, one shared breaker, 1 and 2 threads",
         floor: None,
@@ -413,6 +437,19 @@ enum Ratio {
     WindowAdded(&'static str),
     /// The fastest peer's closed success over cutout's.
     FastestPeer,
+    /// cutout's row of a `peers_*` group over the fastest peer's (failsafe, recloser,
+    /// breaker) in that group.
+    OverFastestPeer(&'static str),
+    /// What row `num` adds over row `base`, over what row `den` adds over it (all in one
+    /// group): a layer's cost beside a floor layer's.
+    Added {
+        group: &'static str,
+        num: &'static str,
+        den: &'static str,
+        base: &'static str,
+    },
+    /// Row `num` over the sum of rows `a` and `b` (one group).
+    OverSum(&'static str, &'static str, &'static str, &'static str),
 }
 
 impl Ratio {
@@ -427,6 +464,29 @@ impl Ratio {
                     .reduce(f64::min);
                 ratio(fastest_peer, get(g, "peers_closed_success", "cutout"))
             }
+            Ratio::OverFastestPeer(group) => {
+                let fastest_peer = ["failsafe", "recloser", "breaker"]
+                    .iter()
+                    .filter_map(|p| get(g, group, p))
+                    .reduce(f64::min);
+                ratio(get(g, group, "cutout"), fastest_peer)
+            }
+            Ratio::Added {
+                group,
+                num,
+                den,
+                base,
+            } => {
+                let base = get(g, group, base)?;
+                ratio(
+                    Some(get(g, group, num)? - base),
+                    Some(get(g, group, den)? - base),
+                )
+            }
+            Ratio::OverSum(group, num, a, b) => ratio(
+                get(g, group, num),
+                Some(get(g, group, a)? + get(g, group, b)?),
+            ),
         }
     }
 }
@@ -514,6 +574,100 @@ const TARGETS: &[Target] = &[
     },
 ];
 
+const TOWER: &str = "tower_floor_closed_success";
+const TOWER_TWO: &str = "tower_floor_two_threads";
+
+/// Issue 15's targets (the tower path at the floor, and the outage paths).
+const FLOOR_TARGETS: &[Target] = &[
+    Target {
+        what: "tower-cutout (`&'static` breaker) closed success, added over bare / what the `&'static` floor layer adds",
+        ratio: Ratio::Added {
+            group: TOWER,
+            num: "cutout_static",
+            den: "floor_static",
+            base: "bare",
+        },
+        limit: 1.3,
+        at_most: true,
+    },
+    Target {
+        what: "tower-cutout (owned breaker) closed success, added over bare / what the `&'static` floor layer adds",
+        ratio: Ratio::Added {
+            group: TOWER,
+            num: "cutout",
+            den: "floor_static",
+            base: "bare",
+        },
+        limit: 1.3,
+        at_most: true,
+    },
+    Target {
+        what: "tower-cutout (`&'static`), 2 threads / 1 thread (per request)",
+        ratio: Ratio::Rows(
+            TOWER_TWO,
+            "cutout_static/2_threads",
+            "cutout_static/1_thread",
+        ),
+        limit: 1.2,
+        at_most: true,
+    },
+    Target {
+        what: "keyed layer (1 000 keys), 2 threads / 1 thread (per request)",
+        ratio: Ratio::Rows(
+            TOWER_TWO,
+            "cutout_keyed_1000_keys/2_threads",
+            "cutout_keyed_1000_keys/1_thread",
+        ),
+        limit: 1.2,
+        at_most: true,
+    },
+    Target {
+        what: "tower-cutout open reject (boxed error) / core's reject + bare",
+        ratio: Ratio::OverSum("tower_floor_open_reject", "cutout_static", "core", "bare"),
+        limit: 1.5,
+        at_most: true,
+    },
+    Target {
+        what: "tower-cutout open reject (typed error, no allocation) / core's reject + bare",
+        ratio: Ratio::OverSum(
+            "tower_floor_open_reject",
+            "cutout_static_typed_error",
+            "core",
+            "bare",
+        ),
+        limit: 1.5,
+        at_most: true,
+    },
+    Target {
+        what: "keyed layer closed success (1 000 keys) / the unkeyed layer's (owned handle)",
+        ratio: Ratio::Rows(TOWER, "cutout_keyed_1000_keys", "cutout"),
+        limit: 3.0,
+        at_most: true,
+    },
+    Target {
+        what: "closed failure under the threshold (then a success) / fastest peer's",
+        ratio: Ratio::OverFastestPeer("peers_closed_fail_then_success"),
+        limit: 0.5,
+        at_most: true,
+    },
+    Target {
+        what: "half-open probe (stays half-open) / fastest peer's",
+        ratio: Ratio::OverFastestPeer("peers_half_open_probe"),
+        limit: 1.0,
+        at_most: true,
+    },
+    Target {
+        what: "open reject on `CoarseMonotonicClock` / `Instant::now`",
+        ratio: Ratio::Rows(
+            "core_real_clock",
+            "open_reject/coarse_monotonic_clock",
+            "floor/instant_now",
+        ),
+        limit: 0.3,
+        at_most: true,
+    },
+];
+
 fn render_targets(medians: &Times, fastest_tenth: &Times) -> String {
     let mut s = String::from("\n#### Targets (ratios within this run)\n\n");
     s.push_str(
@@ -521,7 +675,7 @@ fn render_targets(medians: &Times, fastest_tenth: &Times) -> String {
          |---|---:|---:|---:|---|\n",
     );
     let shown = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"));
-    for t in TARGETS {
+    for t in TARGETS.iter().chain(FLOOR_TARGETS) {
         let (median, fast) = (t.ratio.of(medians), t.ratio.of(fastest_tenth));
         let met = |r: Option<f64>| {
             r.map(|r| {

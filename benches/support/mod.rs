@@ -171,7 +171,7 @@ pub(crate) mod floor {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Instant;
 
-    use super::{Fail, ok_call};
+    use super::{Fail, failing_call, ok_call};
 
     /// A word standing in for a breaker's state (closed: low bits zero).
     pub(crate) fn word() -> AtomicU64 {
@@ -205,6 +205,29 @@ pub(crate) mod floor {
             }
         }
         Err(Fail)
+    }
+
+    /// A failure then a success through one word, as a breaker that counts consecutive
+    /// failures in its state word must at least do: each call loads the word, makes the
+    /// call, and writes the new count with a compare-exchange (the failure adds one, the
+    /// success after it clears it). Two calls; `true` when both went as expected.
+    #[inline]
+    pub(crate) fn fail_then_success_cas(word: &AtomicU64) -> bool {
+        let word = black_box(word);
+        let mut both = true;
+        for call in [failing_call as fn() -> Result<u64, Fail>, ok_call] {
+            let current = word.load(Ordering::Acquire);
+            let result = call();
+            let next = if result.is_err() {
+                current + 8
+            } else {
+                current & 7
+            };
+            both &= word
+                .compare_exchange(current, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        }
+        both
     }
 
     /// One `fetch_add` (relaxed): what a breaker pays per shared counter it bumps.

@@ -829,3 +829,160 @@ fn remote_hold_races_a_local_trip() {
         assert_eq!(s.state, State::Open);
     });
 }
+
+/// A live reconfiguration races two half-open probes and a failure count. Thread A lowers
+/// the failure threshold from 3 to 2 and the probe limit from 2 to 1; threads B and C
+/// each ask for a probe of a half-open period. Whatever the order, each decision is made
+/// under one whole set of settings: at most 2 probes (the old limit) and at least 1 are
+/// admitted, and with the swap before both asks exactly 1; nothing is lost or counted
+/// twice, and after the probes succeed (closing at the success threshold 1), two failures
+/// trip under the new threshold, exactly once.
+#[test]
+fn reconfigure_races_half_open_probes() {
+    loom::model(|| {
+        let f = Fixture::new(|b| {
+            b.failure_threshold(1)
+                .success_threshold(1)
+                .half_open_max_calls(2)
+        });
+        f.trip_and_wait();
+        let swap = {
+            let breaker = f.breaker.clone();
+            thread::spawn(move || {
+                breaker
+                    .reconfigure(
+                        CircuitBreaker::builder()
+                            .open_duration(OPEN)
+                            .probe_lease(LEASE)
+                            .failure_threshold(2)
+                            .success_threshold(1)
+                            .half_open_max_calls(1),
+                    )
+                    .expect("valid settings");
+            })
+        };
+        let probes: Vec<_> = (0..2)
+            .map(|_| {
+                let breaker = f.breaker.clone();
+                thread::spawn(move || breaker.try_acquire_owned().ok())
+            })
+            .collect();
+        swap.join().expect("no model thread panics");
+        let permits: Vec<OwnedPermit> = probes
+            .into_iter()
+            .filter_map(|h| h.join().expect("no model thread panics"))
+            .collect();
+        assert!((1..=2).contains(&permits.len()), "{}", permits.len());
+        for p in permits {
+            p.record(Outcome::Success);
+        }
+        assert_eq!(f.breaker.state(), State::Closed);
+        f.breaker
+            .try_acquire()
+            .expect("closed")
+            .record(Outcome::Failure);
+        assert_eq!(f.breaker.state(), State::Closed, "the new threshold is 2");
+        f.breaker
+            .try_acquire()
+            .expect("closed")
+            .record(Outcome::Failure);
+        assert_eq!(f.breaker.state(), State::Open);
+        let s = f.settled(5);
+        assert_eq!(s.trips, 2);
+    });
+}
+
+/// A live change of the failure rate races the failure that reaches it. Count window of 4,
+/// minimum 4, rate 75 %; the window holds a failure and two successes. Thread A lowers the
+/// rate to 50 % (and judges the window at once); thread B records a failure, 2 of 4. Under
+/// 75 % that is below, under 50 % it trips: whichever judges last under the new rate sees
+/// 2 of 4, so the circuit trips in every order, exactly once.
+#[test]
+fn reconfigured_rate_races_the_failure_that_reaches_it() {
+    let settings = |b: Builder, rate: f64| {
+        b.failure_threshold(100)
+            .sliding_window(SlidingWindow::Calls(4))
+            .failure_rate(rate)
+            .minimum_calls(4)
+    };
+    model_with_at_most(2, move || {
+        let f = Fixture::new(|b| settings(b, 0.75));
+        for outcome in [Outcome::Failure, Outcome::Success, Outcome::Success] {
+            f.breaker.try_acquire().expect("closed").record(outcome);
+        }
+        let change = {
+            let breaker = f.breaker.clone();
+            thread::spawn(move || {
+                let builder = CircuitBreaker::builder()
+                    .open_duration(OPEN)
+                    .probe_lease(LEASE);
+                breaker
+                    .reconfigure(settings(builder, 0.5))
+                    .expect("valid settings");
+            })
+        };
+        let failure = {
+            let breaker = f.breaker.clone();
+            thread::spawn(move || breaker.call(|| Err::<(), _>(())))
+        };
+        change.join().expect("no model thread panics");
+        assert_eq!(
+            failure.join().expect("no model thread panics"),
+            Err(CallError::Inner(()))
+        );
+        assert_eq!(f.log.edges(), rate_trip(2, 4));
+        let s = f.settled(4);
+        assert_eq!((s.state, s.trips, s.stale), (State::Open, 1, 0));
+    });
+}
+
+/// The `&'static` handle (`CircuitBreaker::leak`, what tower-cutout's fast layer holds):
+/// two threads race for the one probe slot through copies of the reference, with borrowed
+/// `Permit<'static>`s and no reference count. The success's permit is sent to another
+/// thread before it records (as a response future moves to another task); the other
+/// permit is dropped (a cancelled call). Exactly one probe holds the slot at a time, and
+/// the slot always comes back.
+#[test]
+fn static_handle_permits_race_and_move_between_threads() {
+    loom::model(|| {
+        let f = Fixture::new(|b| {
+            b.failure_threshold(1)
+                .half_open_max_calls(1)
+                .success_threshold(1)
+        });
+        f.trip_and_wait();
+        let breaker: &'static CircuitBreaker = f.breaker.clone().leak();
+        let succeeds = thread::spawn(move || {
+            let permit: cutout::Permit<'static> = breaker.try_acquire().ok()?;
+            let generation = permit.generation();
+            thread::spawn(move || permit.record(Outcome::Success))
+                .join()
+                .expect("no model thread panics");
+            Some(generation)
+        });
+        let cancelled = thread::spawn(move || match breaker.try_acquire() {
+            Ok(permit) => {
+                drop(permit);
+                true
+            }
+            Err(Rejected::HalfOpenFull { .. }) => false,
+            Err(other) => panic!("unexpected {other}"),
+        });
+        let succeeded = succeeds.join().expect("no model thread panics");
+        let dropped = cancelled.join().expect("no model thread panics");
+        let s = f.settled(3);
+        match succeeded {
+            // The success was a probe of the half-open generation, and closed the circuit.
+            Some(generation) => {
+                assert_eq!(generation, 2);
+                assert_eq!(s.state, State::Closed);
+                assert_eq!((s.successes, s.ignored), (1, u64::from(dropped)));
+            }
+            // Turned away: the other thread held the slot then, and gave it back.
+            None => {
+                assert!(dropped);
+                assert_eq!((s.state, s.probes, s.ignored), (State::HalfOpen, 1, 1));
+            }
+        }
+    });
+}

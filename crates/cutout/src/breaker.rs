@@ -4,19 +4,20 @@ use std::fmt;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64};
 use std::time::Duration;
 
 use crate::clock::{Clock, Elapsed, whole_millis};
 use crate::config::Builder;
+use crate::config::ConfigError;
 use crate::counters::Counters;
 use crate::error::{CallError, Rejected};
-use crate::listener::{Listener, Transition};
+use crate::listener::{Listener, Reconfigured, Transition};
 use crate::state::{
     self, Acquire, CLOSED_BITS, Cause, Command, MAX_TICK, Outcome, Policy, Record, STATE_WIDTH,
     Snapshot, State, TICK,
 };
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering, Swap, fence};
 use crate::window::{Call, Claim, Window, WindowStats};
 
 /// A circuit breaker. Cheap to clone: clones share one breaker.
@@ -72,7 +73,15 @@ pub(crate) struct Shared {
     record_events: bool,
     /// No window and no outcome events: an outcome that changes nothing needs no more work.
     plain_record: bool,
-    policy: Policy,
+    /// The live settings: swapped whole by [`CircuitBreaker::reconfigure`], read once per
+    /// decision off the closed path.
+    policy: Swap<Policy>,
+    /// The live settings' failure threshold, mirrored for the inline failure path of
+    /// [`record_timed`](Self::record_timed): one relaxed load, where a load of `policy`
+    /// costs more than the rest of that path. Stored by `reconfigure` right after `policy`;
+    /// the inline path decides with this one value and leaves every trip to the general
+    /// path, which reads `policy` whole.
+    failure_threshold: StdAtomicU32,
     /// The rate policies' sliding window, if any rate is set.
     window: Option<Box<Window>>,
     /// Whether permits are timed (a slow-call rate is set).
@@ -120,7 +129,8 @@ impl CircuitBreaker {
                 call_events,
                 record_events,
                 plain_record,
-                policy,
+                failure_threshold: StdAtomicU32::new(policy.failure_threshold),
+                policy: Swap::new(policy),
                 elapsed,
                 listeners: builder.listeners.into_boxed_slice(),
                 name: builder.name,
@@ -252,7 +262,7 @@ impl CircuitBreaker {
     pub fn retry_after(&self) -> Option<Duration> {
         let s = self.shared.load();
         let until = s.deadline().or(match s.state() {
-            State::HalfOpen if s.probes() >= self.shared.policy.half_open_max_calls => {
+            State::HalfOpen if s.probes() >= self.shared.policy.load().half_open_max_calls => {
                 s.lease_deadline()
             }
             _ => None,
@@ -300,7 +310,7 @@ impl CircuitBreaker {
     /// # Ok::<(), cutout::ConfigError>(())
     /// ```
     pub fn hold_open(&self, hold: Duration) -> bool {
-        let hold = duration_to_ticks(hold).min(self.shared.policy.open.base_ticks);
+        let hold = duration_to_ticks(hold).min(self.shared.policy.load().open.base_ticks);
         if hold == 0 {
             return false;
         }
@@ -321,6 +331,112 @@ impl CircuitBreaker {
         if let Some(window) = &self.shared.window {
             window.clear();
         }
+    }
+
+    /// Changes the settings of the running breaker to those of `settings`, keeping its state,
+    /// counts and permits in flight: thresholds, probe limits and lease, open durations
+    /// (constant or exponential, backoff, cap, jitter), and the sliding window's rates,
+    /// minimum calls and slow-call threshold. Only the settings are read from
+    /// `settings`; its name, listeners, metrics and tracing are the breaker's own and stay.
+    /// The jitter seed stays unless `settings` sets one.
+    ///
+    /// The change is one atomic swap: every decision (admit, record, trip, open time) is
+    /// made under either the old settings or the new ones, never a mix, and the next
+    /// decision after `reconfigure` returns uses the new ones. Nothing on the call path takes
+    /// a lock or writes shared memory for it; the closed success path does not read the
+    /// settings at all. Counts keep their meaning: a circuit closed with 4 consecutive
+    /// failures trips on the next failure if the new threshold is at most 5; an open
+    /// circuit keeps the deadline it was given, and the next open time is computed with
+    /// the new durations.
+    ///
+    /// New window rates are judged at once against the window's counts: a closed circuit
+    /// whose window already breaks the new rates trips in `reconfigure`, as the next call
+    /// would have tripped it. A call judged by the window reads the rates after its count
+    /// lands, behind a fence that pairs with one in `reconfigure`, so a call racing the
+    /// change is judged under the new rates by one of the two (a loom model checks it).
+    ///
+    /// Invalid settings return the [`ConfigError`] the builder would, and change nothing.
+    /// The settings that shape the live counts cannot change on a running breaker and
+    /// return [`ConfigError::NotReconfigurable`]: adding or removing the rate window
+    /// (`setting: "window"`), its shape (`"sliding window"`), turning the slow-call rate on
+    /// or off (`"slow-call rate"`), and the half-open success rate's tolerated failures
+    /// (`"half-open success rate"`). On success every listener gets
+    /// [`Listener::on_reconfigured`].
+    ///
+    /// ```
+    /// use cutout::{CircuitBreaker, ConfigError, ManualClock, Outcome, State};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder()
+    ///     .failure_threshold(5)
+    ///     .build_with_clock(clock.clone())?;
+    /// for _ in 0..2 {
+    ///     breaker.try_acquire()?.record(Outcome::Failure);
+    /// }
+    /// // Tighter: the third consecutive failure now trips, for 10 s.
+    /// breaker.reconfigure(
+    ///     CircuitBreaker::builder()
+    ///         .failure_threshold(3)
+    ///         .open_duration(Duration::from_secs(10)),
+    /// )?;
+    /// assert_eq!(breaker.stats().consecutive_failures, 2); // the count was kept
+    /// breaker.try_acquire()?.record(Outcome::Failure);
+    /// assert_eq!(breaker.state(), State::Open);
+    /// assert_eq!(breaker.retry_after(), Some(Duration::from_secs(10)));
+    ///
+    /// // Invalid settings change nothing.
+    /// assert_eq!(
+    ///     breaker.reconfigure(CircuitBreaker::builder().failure_threshold(0)),
+    ///     Err(ConfigError::ZeroFailureThreshold)
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reconfigure(&self, settings: Builder) -> Result<(), ConfigError> {
+        let mut policy = settings.policy()?;
+        let current = self.shared.policy.load();
+        match (&policy.window, &current.window) {
+            (None, None) => {}
+            (Some(new), Some(old)) if new.shape != old.shape => {
+                return Err(ConfigError::NotReconfigurable {
+                    setting: "sliding window",
+                });
+            }
+            (Some(new), Some(old)) if new.slow_rate.is_some() != old.slow_rate.is_some() => {
+                // Whether permits are timed is decided when the breaker is built.
+                return Err(ConfigError::NotReconfigurable {
+                    setting: "slow-call rate",
+                });
+            }
+            (Some(_), Some(_)) => {}
+            _ => return Err(ConfigError::NotReconfigurable { setting: "window" }),
+        }
+        if policy.probe_failures_allowed != current.probe_failures_allowed {
+            // The half-open payload encodes successes with this radix (see `state`).
+            return Err(ConfigError::NotReconfigurable {
+                setting: "half-open success rate",
+            });
+        }
+        if settings.jitter_seed.is_none() {
+            policy.open.seed = current.open.seed;
+        }
+        drop(current);
+        let failure_threshold = policy.failure_threshold;
+        self.shared.policy.store(policy);
+        self.shared
+            .failure_threshold
+            .store(failure_threshold, Ordering::Relaxed);
+        let change = Reconfigured {
+            generation: self.shared.load().generation(),
+            at: ticks_to_duration(self.shared.now_ticks()),
+        };
+        for l in self.shared.listeners.iter() {
+            l.on_reconfigured(&self.shared.name, &change);
+        }
+        if let Some(window) = &self.shared.window {
+            self.shared.rejudge(window);
+        }
+        Ok(())
     }
 
     /// The counts in the sliding window of the rate policies, or `None` if no rate is set.
@@ -363,7 +479,8 @@ impl CircuitBreaker {
             state: s.state(),
             generation: s.generation(),
             consecutive_failures: s.failures(),
-            half_open_successes: s.successes() / (self.shared.policy.probe_failures_allowed + 1),
+            half_open_successes: s.successes()
+                / (self.shared.policy.load().probe_failures_allowed + 1),
             probes_in_flight: s.probes(),
             backoff_step: s.backoff(),
             retry_after: self.retry_after(),
@@ -420,6 +537,28 @@ impl CircuitBreaker {
         self.shared.elapsed.now()
     }
 
+    /// Turns this handle into a `&'static CircuitBreaker` that lives until the process
+    /// ends (the handle is never dropped, so neither is the breaker).
+    ///
+    /// A `&'static` breaker's [`try_acquire`](Self::try_acquire) gives a
+    /// `Permit<'static>`, which a `'static` future can hold with no reference count: a
+    /// per-request clone copies a pointer, and recording writes nothing shared unless the
+    /// state changes. Use it for breakers made once at start-up (a `static` built in a
+    /// `std::sync::LazyLock` works the same way); each call leaks one handle.
+    ///
+    /// ```
+    /// use cutout::{CircuitBreaker, Outcome};
+    ///
+    /// let breaker: &'static CircuitBreaker = CircuitBreaker::builder().build()?.leak();
+    /// let permit: cutout::Permit<'static> = breaker.try_acquire()?;
+    /// std::thread::spawn(move || permit.record(Outcome::Success)).join().unwrap();
+    /// assert_eq!(breaker.stats().successes, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn leak(self) -> &'static CircuitBreaker {
+        Box::leak(Box::new(self))
+    }
+
     /// Whether `self` and `other` are handles to one breaker.
     pub fn ptr_eq(&self, other: &CircuitBreaker) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
@@ -431,7 +570,7 @@ impl fmt::Debug for CircuitBreaker {
         f.debug_struct("CircuitBreaker")
             .field("name", &self.shared.name)
             .field("state", &self.shared.load())
-            .field("policy", &self.shared.policy)
+            .field("policy", &*self.shared.policy.load())
             .finish_non_exhaustive()
     }
 }
@@ -541,13 +680,18 @@ impl Shared {
     #[cold]
     #[inline(never)]
     fn acquire_slow(&self, s: Snapshot) -> Result<u16, Refusal> {
+        // Forced open rejects whatever the time: no clock read.
+        if s.state() == State::ForcedOpen {
+            return Err(self.reject(Refusal::FORCED_OPEN));
+        }
         let now = self.now_ticks();
         // Open and before the deadline, the common case while open: a rejection that
         // changes nothing, decided without the general transition.
         if let Some(until) = state::open_rejects(s, now) {
             return Err(self.reject(Refusal::open(until - now)));
         }
-        let (decision, prev, written) = self.update(s, |s| state::acquire(s, now, &self.policy));
+        let (decision, prev, written) =
+            self.update(s, |s| state::acquire(s, now, &self.policy.load()));
         match decision {
             Acquire::Admitted {
                 generation,
@@ -624,6 +768,29 @@ impl Shared {
             && (outcome == Outcome::Ignored
                 || (outcome == Outcome::Success && s.failures_bits() == 0));
         if !(unchanged && self.plain_record) {
+            if current && self.plain_record && outcome != Outcome::Ignored {
+                // Closed, no window, no listener for outcomes: a failure under the threshold
+                // or the success that clears the failures is one compare-exchange, inline.
+                // What `state::record` would write; anything else (a trip, a lost race)
+                // takes the general path below.
+                let failures = s.failures_bits();
+                let next = if outcome == Outcome::Success {
+                    Some(s.with_failures_bits(0))
+                } else if failures + 1 < u64::from(self.failure_threshold.load(Ordering::Relaxed)) {
+                    Some(s.with_failures_bits(failures + 1))
+                } else {
+                    None
+                };
+                if let Some(next) = next {
+                    if self
+                        .word
+                        .compare_exchange(s.0, next.0, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        return;
+                    }
+                }
+            }
             if unchanged && !self.record_events && outcome == Outcome::Success {
                 if let Some(window) = &self.window {
                     if window.policy.needs_time() {
@@ -729,14 +896,23 @@ impl Shared {
         let p = &window.policy;
         let timed_now = p.times_calls() && matches!(timing, Timing::Since(_));
         let since = (p.needs_time() || timed_now).then(|| self.elapsed.now());
-        let slow = p.times_calls()
-            && match timing {
+        let slow = p.times_calls() && {
+            // The live threshold (the window's shape is its own).
+            let threshold = self
+                .policy
+                .load()
+                .window
+                .as_ref()
+                .unwrap_or(p)
+                .slow_threshold;
+            match timing {
                 Timing::Untimed => false,
-                Timing::Took(took) => took > p.slow_threshold,
+                Timing::Took(took) => took > threshold,
                 Timing::Since(start) => since.is_some_and(|now| {
-                    now.saturating_sub(Duration::from_nanos(start - 1)) > p.slow_threshold
+                    now.saturating_sub(Duration::from_nanos(start - 1)) > threshold
                 }),
-            };
+            }
+        };
         let now = since.map_or(0, duration_to_ticks);
         let call = Call {
             failed: outcome == Outcome::Failure,
@@ -752,6 +928,14 @@ impl Shared {
             now,
             claimed,
             &self.counters,
+            |counts| {
+                // The live rates, read after this call's count landed and a fence: a
+                // `reconfigure` swaps the rates, fences, then judges the counts
+                // (`rejudge`), so either it sees this count or this sees its rates.
+                fence(Ordering::SeqCst);
+                let policy = self.policy.load();
+                policy.window.as_ref().unwrap_or(p).judge(counts)
+            },
             still_current,
         ) {
             let now = if since.is_some() {
@@ -759,12 +943,37 @@ impl Shared {
             } else {
                 self.now_ticks()
             };
-            let (decision, prev, written) = self.update(self.load(), |s| {
-                state::trip(s, generation, cause, now, &self.policy)
-            });
-            if let (Some(cause), Some(next)) = (decision, written) {
-                self.transitioned(prev, next, cause, now);
-            }
+            self.trip(generation, cause, now, &self.policy.load());
+        }
+    }
+
+    /// Trips the closed `generation` for a rate `cause`, if it is still current.
+    fn trip(&self, generation: u16, cause: Cause, now: u64, policy: &Policy) {
+        let (decision, prev, written) = self.update(self.load(), |s| {
+            state::trip(s, generation, cause, now, policy)
+        });
+        if let (Some(cause), Some(next)) = (decision, written) {
+            self.transitioned(prev, next, cause, now);
+        }
+    }
+
+    /// After the rates changed: judges the closed window under the live rates now, and
+    /// trips if they say so (as the next call would).
+    fn rejudge(&self, window: &Window) {
+        // After the swap, before reading the counts: pairs with the fence in `feed`.
+        fence(Ordering::SeqCst);
+        let s = self.load();
+        if s.state() != State::Closed {
+            return;
+        }
+        let policy = self.policy.load();
+        let Some(rates) = policy.window.as_ref() else {
+            return;
+        };
+        let now = self.now_ticks();
+        let at = if window.policy.needs_time() { now } else { 0 };
+        if let Some(cause) = window.judge_now(s.generation(), at, &self.counters, rates) {
+            self.trip(s.generation(), cause, now, &policy);
         }
     }
 
@@ -816,10 +1025,11 @@ impl Shared {
             None => self.update(s, |s| {
                 // The time only enters a word that opens the circuit: decide without it,
                 // and again with it when the decision opens.
-                let untimed = state::record(s, generation, outcome, 0, &self.policy);
+                let policy = self.policy.load();
+                let untimed = state::record(s, generation, outcome, 0, &policy);
                 match untimed.1 {
                     Some(next) if next.state() == State::Open => {
-                        state::record(s, generation, outcome, now(), &self.policy)
+                        state::record(s, generation, outcome, now(), &policy)
                     }
                     _ => untimed,
                 }
@@ -835,7 +1045,7 @@ impl Shared {
                         outcome,
                         now,
                         open_until,
-                        &self.policy,
+                        &self.policy.load(),
                     )
                 })
             }
@@ -1202,6 +1412,39 @@ mod tests {
                 retry_after: Duration::from_millis(MAX_TICK)
             }
         );
+    }
+
+    /// Counts its readings.
+    #[derive(Default)]
+    struct CountedClock(std::sync::atomic::AtomicU64);
+
+    impl Clock for CountedClock {
+        fn now(&self) -> Duration {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Duration::ZERO
+        }
+    }
+
+    #[test]
+    fn a_forced_open_rejection_reads_no_clock_and_an_open_one_reads_it_once() {
+        let clock = Arc::new(CountedClock::default());
+        let breaker = CircuitBreaker::builder()
+            .failure_threshold(1)
+            .build_with_clock(clock.clone())
+            .unwrap();
+        let reads = || clock.0.load(std::sync::atomic::Ordering::Relaxed);
+        breaker.force_open();
+        let before = reads();
+        for _ in 0..3 {
+            assert_eq!(breaker.try_acquire().unwrap_err(), Rejected::ForcedOpen);
+        }
+        assert_eq!(reads(), before);
+        breaker.reset();
+        breaker.try_acquire().unwrap().record(Outcome::Failure);
+        assert_eq!(breaker.state(), State::Open);
+        let before = reads();
+        assert!(matches!(breaker.try_acquire(), Err(Rejected::Open { .. })));
+        assert_eq!(reads(), before + 1);
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub(crate) mod sealed {
         /// A [`MonotonicClock`](super::MonotonicClock): read its clock directly (on
         /// Linux, CLOCK_MONOTONIC from the vDSO; elsewhere `Instant::now()`).
         Monotonic,
+        /// A [`CoarseMonotonicClock`](super::CoarseMonotonicClock): on Linux,
+        /// CLOCK_MONOTONIC_COARSE from the vDSO; elsewhere as `Monotonic`.
+        Coarse,
         /// A [`ManualClock`](super::ManualClock): load its nanoseconds.
         Manual(Arc<AtomicU64>),
         /// Any other clock: call [`Clock::now`](super::Clock::now).
@@ -100,6 +103,60 @@ impl Clock for MonotonicClock {
 
     fn source(&self) -> sealed::Source {
         sealed::Source::Monotonic
+    }
+}
+
+/// The kernel's coarse monotonic clock: on Linux, `CLOCK_MONOTONIC_COARSE` read through the
+/// vDSO, which returns the time of the last timer tick without reading the hardware counter.
+/// Elsewhere the same clock as [`MonotonicClock`].
+///
+/// A reading costs a few nanoseconds instead of the 20-30 of `Instant::now()` on a VM, but
+/// moves in steps of one kernel tick (1-4 ms, `CONFIG_HZ`; `clock_getres` tells): an open
+/// circuit may half-open up to one tick late, and a time window's buckets shift by up to a
+/// tick. For breakers that reject a lot while open and whose open times are much longer
+/// than a tick. Durations for a slow-call rate should stay on a precise clock (a slow-call
+/// threshold near the tick is measured in whole ticks).
+///
+/// ```
+/// use cutout::{CircuitBreaker, CoarseMonotonicClock, Rejected};
+/// use std::time::Duration;
+///
+/// let breaker = CircuitBreaker::builder()
+///     .failure_threshold(1)
+///     .open_duration(Duration::from_secs(30))
+///     .build_with_clock(CoarseMonotonicClock::new())?;
+/// let _ = breaker.call(|| Err::<(), _>("down"));
+/// assert!(matches!(breaker.try_acquire(), Err(Rejected::Open { .. })));
+/// # Ok::<(), cutout::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct CoarseMonotonicClock {
+    origin: mono::Origin<true>,
+}
+
+impl CoarseMonotonicClock {
+    /// A clock whose origin is now.
+    pub fn new() -> Self {
+        Self {
+            origin: mono::Origin::now(),
+        }
+    }
+}
+
+impl Default for CoarseMonotonicClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for CoarseMonotonicClock {
+    #[inline]
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.origin.elapsed_nanos())
+    }
+
+    fn source(&self) -> sealed::Source {
+        sealed::Source::Coarse
     }
 }
 
@@ -232,7 +289,10 @@ pub(crate) struct Elapsed {
 
 enum Reading {
     Monotonic {
-        origin: mono::Origin,
+        origin: mono::Origin<false>,
+    },
+    Coarse {
+        origin: mono::Origin<true>,
     },
     Manual {
         nanos: Arc<AtomicU64>,
@@ -252,6 +312,9 @@ impl Elapsed {
             sealed::Source::Monotonic => Reading::Monotonic {
                 origin: mono::Origin::now(),
             },
+            sealed::Source::Coarse => Reading::Coarse {
+                origin: mono::Origin::now(),
+            },
             sealed::Source::Manual(nanos) => {
                 let origin = nanos.load(Ordering::Acquire);
                 Reading::Manual { nanos, origin }
@@ -269,6 +332,7 @@ impl Elapsed {
     pub(crate) fn now(&self) -> Duration {
         match &self.source {
             Reading::Monotonic { origin } => Duration::from_nanos(origin.elapsed_nanos()),
+            Reading::Coarse { origin } => Duration::from_nanos(origin.elapsed_nanos()),
             Reading::Manual { nanos, origin } => {
                 Duration::from_nanos(nanos.load(Ordering::Acquire).saturating_sub(*origin))
             }
@@ -283,6 +347,7 @@ impl Elapsed {
         match &self.source {
             // Whole nanoseconds: one division by a constant, no `Duration`.
             Reading::Monotonic { origin } => origin.elapsed_nanos() / 1_000_000,
+            Reading::Coarse { origin } => origin.elapsed_nanos() / 1_000_000,
             Reading::Manual { nanos, origin } => {
                 nanos.load(Ordering::Acquire).saturating_sub(*origin) / 1_000_000
             }
@@ -296,26 +361,32 @@ impl Elapsed {
     }
 }
 
-/// The monotonic clock `Instant` reads, as nanoseconds since an origin.
+/// The monotonic clock `Instant` reads (`COARSE`: its coarse twin), as nanoseconds since an
+/// origin.
 mod mono {
-    /// Linux: CLOCK_MONOTONIC, the clock of `Instant::now()`, read through the vDSO by
-    /// rustix; the nanoseconds are computed inline (no `Timespec` normalisation, no
-    /// `Option`).
+    /// Linux: CLOCK_MONOTONIC, the clock of `Instant::now()` (or CLOCK_MONOTONIC_COARSE),
+    /// read through the vDSO by rustix; the nanoseconds are computed inline (no `Timespec`
+    /// normalisation, no `Option`).
     #[cfg(any(target_os = "linux", target_os = "android"))]
     #[derive(Debug, Clone, Copy)]
-    pub(super) struct Origin(i64);
+    pub(super) struct Origin<const COARSE: bool>(i64);
 
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    impl Origin {
+    impl<const COARSE: bool> Origin<COARSE> {
         #[inline]
         fn read() -> i64 {
-            let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+            let id = if COARSE {
+                rustix::time::ClockId::MonotonicCoarse
+            } else {
+                rustix::time::ClockId::Monotonic
+            };
+            let t = rustix::time::clock_gettime(id);
             t.tv_sec
                 .saturating_mul(1_000_000_000)
                 .saturating_add(t.tv_nsec)
         }
 
-        pub(super) fn now() -> Origin {
+        pub(super) fn now() -> Self {
             Origin(Self::read())
         }
 
@@ -330,11 +401,11 @@ mod mono {
     /// Elsewhere: `Instant`.
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     #[derive(Debug, Clone, Copy)]
-    pub(super) struct Origin(std::time::Instant);
+    pub(super) struct Origin<const COARSE: bool>(std::time::Instant);
 
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    impl Origin {
-        pub(super) fn now() -> Origin {
+    impl<const COARSE: bool> Origin<COARSE> {
+        pub(super) fn now() -> Self {
             Origin(std::time::Instant::now())
         }
 
@@ -357,6 +428,7 @@ impl fmt::Debug for Elapsed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.source {
             Reading::Monotonic { .. } => "monotonic",
+            Reading::Coarse { .. } => "coarse",
             Reading::Manual { .. } => "manual",
             Reading::Dyn { .. } => "dyn",
         };
@@ -383,6 +455,7 @@ mod tests {
     fn kind(e: &Elapsed) -> &'static str {
         match e.source {
             Reading::Monotonic { .. } => "monotonic",
+            Reading::Coarse { .. } => "coarse",
             Reading::Manual { .. } => "manual",
             Reading::Dyn { .. } => "dyn",
         }
@@ -424,5 +497,25 @@ mod tests {
         assert!(first < Duration::from_secs(60), "{first:?}");
         assert!(elapsed.now() >= first);
         assert!(elapsed.millis() >= first.as_millis() as u64);
+    }
+
+    #[test]
+    fn the_coarse_clock_is_read_directly_and_stays_within_a_tick_of_the_precise_one() {
+        let (coarse, _) = Elapsed::start(Arc::new(CoarseMonotonicClock::new()));
+        let (precise, _) = Elapsed::start(Arc::new(MonotonicClock::new()));
+        assert_eq!(kind(&coarse), "coarse");
+        let first = coarse.now();
+        assert!(coarse.now() >= first);
+        // Both started at (about) the same moment: the coarse reading lags the precise one
+        // by at most a kernel tick (up to 10 ms at HZ=100), and never leads it by more.
+        let (c, p) = (coarse.now(), precise.now());
+        assert!(c <= p + Duration::from_millis(10), "{c:?} vs {p:?}");
+        assert!(
+            p <= c + Duration::from_millis(10) + Duration::from_secs(1),
+            "{c:?} vs {p:?}"
+        );
+        let clock = CoarseMonotonicClock::default();
+        let earlier = clock.now();
+        assert!(clock.now() >= earlier);
     }
 }

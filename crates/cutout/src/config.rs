@@ -142,6 +142,13 @@ pub enum ConfigError {
         /// The successes the rate needs among them.
         successes: u32,
     },
+    /// [`CircuitBreaker::reconfigure`](crate::CircuitBreaker::reconfigure) was asked to
+    /// change a setting that shapes the breaker's live counts, which a running breaker
+    /// keeps: `setting` names it.
+    NotReconfigurable {
+        /// The setting.
+        setting: &'static str,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -217,6 +224,9 @@ impl fmt::Display for ConfigError {
                 "a half-open success rate of {successes} in {probes} probes does not fit; \
                  successes * (failures tolerated + 1) must be at most 128"
             ),
+            ConfigError::NotReconfigurable { setting } => {
+                write!(f, "{setting} cannot change on a running breaker")
+            }
         }
     }
 }

@@ -45,6 +45,45 @@
 //! nothing when there is nothing to change; it never reads the clock. Lifetime counters are
 //! per thread (a cache line each, written with a plain load and store). No lock, no allocation per call, no `unsafe`.
 //!
+//! # Changing settings live
+//!
+//! [`CircuitBreaker::reconfigure`] changes a running breaker's thresholds, probe limit and
+//! lease, open durations (constant or exponential, backoff, cap, jitter), and the sliding
+//! window's rates, minimum calls and slow-call threshold. State, counts and permits in
+//! flight carry on. The settings are swapped in whole, without a lock and
+//! without a write to shared memory on the call path: each decision reads them once, off
+//! the closed path, so it uses either the old settings or the new ones. Invalid settings
+//! get the builder's [`ConfigError`] and change nothing. Listeners hear of each change
+//! ([`Listener::on_reconfigured`]).
+//!
+//! ```
+//! use cutout::{CircuitBreaker, ManualClock, Outcome, State};
+//! use std::time::Duration;
+//!
+//! let clock = ManualClock::new();
+//! let breaker = CircuitBreaker::builder()
+//!     .failure_threshold(1)
+//!     .open_duration(Duration::from_secs(30))
+//!     .half_open_max_calls(1)
+//!     .build_with_clock(clock.clone())?;
+//! breaker.try_acquire()?.record(Outcome::Failure);
+//! assert_eq!(breaker.retry_after(), Some(Duration::from_secs(30)));
+//!
+//! // Shorter open times and three probes from now on; the current open time stands.
+//! breaker.reconfigure(
+//!     CircuitBreaker::builder()
+//!         .failure_threshold(1)
+//!         .open_duration(Duration::from_secs(5))
+//!         .half_open_max_calls(3)
+//!         .success_threshold(3),
+//! )?;
+//! clock.advance(Duration::from_secs(30));
+//! let probes: Vec<_> = (0..3).map(|_| breaker.try_acquire()).collect::<Result<_, _>>()?;
+//! assert!(breaker.try_acquire().is_err()); // the fourth waits
+//! drop(probes);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Features
 //!
 //! | feature | what it adds |
@@ -92,6 +131,7 @@
 //! |---|---|---|---|
 //! | transition into open | WARN | `circuit breaker opened` | `breaker`, `from`, `to`, `cause`, the cause's count (`failures`, `backoff`), `generation`, `at_ms`, `open_for_ms` |
 //! | any other transition | INFO | `circuit breaker state changed` | as above; counts `successes`, `probes_lost` where the cause has them |
+//! | reconfiguration ([`CircuitBreaker::reconfigure`]) | INFO | `circuit breaker reconfigured` | `breaker`, `generation`, `at_ms` |
 //! | rejection | DEBUG | `call rejected by circuit breaker` | `breaker`, `reason` ([`Rejected::as_str`]), `retry_after_ms` (absent when forced open) |
 //! | probe admitted | DEBUG | `half-open probe admitted` | `breaker`, `generation` |
 //!
@@ -125,10 +165,10 @@ pub mod window;
 pub use breaker::{CircuitBreaker, OwnedPermit, Permit, Stats};
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;
-pub use clock::{Clock, ManualClock, MonotonicClock};
+pub use clock::{Clock, CoarseMonotonicClock, ManualClock, MonotonicClock};
 pub use config::{Builder, ConfigError, MAX_DURATION, OpenDuration};
 pub use error::{CallError, Rejected};
-pub use listener::{Listener, Transition};
+pub use listener::{Listener, Reconfigured, Transition};
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use observe::MetricsListener;

@@ -44,6 +44,19 @@ impl fmt::Display for Transition {
     }
 }
 
+/// A change of a running breaker's settings, from
+/// [`CircuitBreaker::reconfigure`](crate::CircuitBreaker::reconfigure), reported once, by
+/// the thread that made it, after the new settings are in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reconfigured {
+    /// The breaker's generation when the change landed (the change starts none: state,
+    /// counts and permits in flight carry on under the new settings).
+    pub generation: u16,
+    /// The breaker's clock at the change, since the breaker was built.
+    pub at: Duration,
+}
+
 /// Receives a breaker's events. Every method has an empty default.
 ///
 /// ```
@@ -78,6 +91,12 @@ pub trait Listener: Send + Sync + 'static {
     /// A transition, from the thread that made it.
     fn on_transition(&self, breaker: &str, transition: &Transition) {
         let _ = (breaker, transition);
+    }
+
+    /// The breaker's settings were changed by
+    /// [`CircuitBreaker::reconfigure`](crate::CircuitBreaker::reconfigure).
+    fn on_reconfigured(&self, breaker: &str, change: &Reconfigured) {
+        let _ = (breaker, change);
     }
 
     /// A call was rejected.
@@ -128,6 +147,9 @@ pub trait Listener: Send + Sync + 'static {
 impl<L: Listener + ?Sized> Listener for std::sync::Arc<L> {
     fn on_transition(&self, breaker: &str, transition: &Transition) {
         (**self).on_transition(breaker, transition)
+    }
+    fn on_reconfigured(&self, breaker: &str, change: &Reconfigured) {
+        (**self).on_reconfigured(breaker, change)
     }
     fn on_rejected(&self, breaker: &str, rejection: &Rejected) {
         (**self).on_rejected(breaker, rejection)

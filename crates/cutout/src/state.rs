@@ -532,6 +532,10 @@ pub(crate) fn open_rejects(s: Snapshot, now: u64) -> Option<u64> {
     (s.state_bits() == OPEN_BITS && now < deadline).then_some(deadline)
 }
 
+/// Inlined into its one caller (the breaker's out-of-line slow path): returned through the
+/// stack, its result was written with narrow stores and read back whole, a store-forwarding
+/// stall on every half-open probe.
+#[inline(always)]
 pub(crate) fn acquire(s: Snapshot, now: u64, p: &Policy) -> (Acquire, Option<Snapshot>) {
     match s.state() {
         State::Closed | State::ForcedClosed => (

@@ -37,8 +37,12 @@ fn the_counter_sees_allocations() {
 fn no_call_allocates_in_any_state() {
     let clock = ManualClock::new();
     let b = breaker(&clock);
-    // Warm up: the thread's counter id is assigned on first use.
+    // Warm up: the thread's counter id is assigned on first use, and so is its reader slot
+    // for the live settings (read by `stats`; once per thread, reused by later threads).
     b.try_acquire().unwrap().record(Outcome::Success);
+    b.try_acquire().unwrap().record(Outcome::Failure);
+    b.try_acquire().unwrap().record(Outcome::Success);
+    let _ = b.stats();
 
     let n = allocations_in(|| {
         for _ in 0..1_000 {

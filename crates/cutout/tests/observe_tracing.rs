@@ -278,3 +278,35 @@ fn the_tracing_listener_never_asks_for_outcomes() {
     assert!(!transitions.wants_call_events());
     assert!(!transitions.wants_recorded_events());
 }
+
+#[test]
+fn a_live_reconfiguration_is_an_info_event() {
+    let clock = ManualClock::new();
+    let b = CircuitBreaker::builder()
+        .name("payments")
+        .tracing()
+        .build_with_clock(clock.clone())
+        .unwrap();
+    clock.advance(ms(42));
+    let seen = capture(|| {
+        b.reconfigure(CircuitBreaker::builder().failure_threshold(9))
+            .unwrap();
+        // Refused settings change nothing and say nothing.
+        assert!(
+            b.reconfigure(CircuitBreaker::builder().failure_threshold(0))
+                .is_err()
+        );
+    });
+    assert_eq!(
+        seen,
+        [event(
+            Level::INFO,
+            "circuit breaker reconfigured",
+            &[
+                ("breaker", "payments"),
+                ("generation", "0"),
+                ("at_ms", "42")
+            ]
+        )]
+    );
+}

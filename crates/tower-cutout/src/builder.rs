@@ -4,16 +4,17 @@ use tower::ServiceBuilder;
 use tower_layer::Stack;
 
 use crate::CircuitBreakerLayer;
+use crate::classify::DefaultClassifier;
 #[cfg(feature = "grpc")]
 use crate::grpc::{GrpcClassifier, UnavailableError, UnavailableResponse};
+use crate::handle::BreakerHandle;
 #[cfg(feature = "http")]
 use crate::http::{HttpClassifier, ServiceUnavailable};
+#[cfg(feature = "keyed")]
+use crate::keyed::KeyedCircuitBreakerLayer;
 #[cfg(all(feature = "keyed", feature = "http"))]
 use crate::keyed::{Authority, AuthorityKey, HttpKeyedCircuitBreakerLayer};
-#[cfg(feature = "keyed")]
-use crate::{
-    classify::DefaultClassifier, keyed::KeyedCircuitBreakerLayer, reject::RejectWithError,
-};
+use crate::reject::RejectWithError;
 #[cfg(feature = "keyed")]
 use cutout_keyed::KeyedBreakers;
 #[cfg(feature = "keyed")]
@@ -42,10 +43,12 @@ mod sealed {
 /// ```
 pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     /// Adds a [`CircuitBreakerLayer`] sharing `breaker` (fail fast, `Err` is a failure).
-    fn circuit_breaker(
+    /// `breaker` is a [`BreakerHandle`]: a `&'static cutout::CircuitBreaker` (the fast way,
+    /// see [`crate::handle`]) or a `cutout::CircuitBreaker`.
+    fn circuit_breaker<B: BreakerHandle>(
         self,
-        breaker: cutout::CircuitBreaker,
-    ) -> ServiceBuilder<Stack<CircuitBreakerLayer, L>>;
+        breaker: B,
+    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<DefaultClassifier, RejectWithError, B>, L>>;
 
     /// Adds a [`CircuitBreakerLayer`] sharing `breaker` for HTTP services: `5xx` and `429`
     /// are failures ([`HttpClassifier`]) and a rejection is a `503 Service Unavailable`
@@ -53,30 +56,30 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     /// infallible (as axum needs).
     #[cfg(feature = "http")]
     #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-    fn http_circuit_breaker(
+    fn http_circuit_breaker<B: BreakerHandle>(
         self,
-        breaker: cutout::CircuitBreaker,
-    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<HttpClassifier, ServiceUnavailable>, L>>;
+        breaker: B,
+    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<HttpClassifier, ServiceUnavailable, B>, L>>;
 
     /// Adds a [`CircuitBreakerLayer`] sharing `breaker` for a tonic server: failures by
     /// `grpc-status` ([`GrpcClassifier`]), and a rejection is a gRPC `UNAVAILABLE` response
     /// ([`UnavailableResponse`]).
     #[cfg(feature = "grpc")]
     #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-    fn grpc_server_circuit_breaker(
+    fn grpc_server_circuit_breaker<B: BreakerHandle>(
         self,
-        breaker: cutout::CircuitBreaker,
-    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<GrpcClassifier, UnavailableResponse>, L>>;
+        breaker: B,
+    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<GrpcClassifier, UnavailableResponse, B>, L>>;
 
     /// Adds a [`CircuitBreakerLayer`] sharing `breaker` for a tonic client: failures by
     /// `grpc-status` ([`GrpcClassifier`]), and a rejection is an error the client reports
     /// as `Status::unavailable` ([`UnavailableError`]).
     #[cfg(feature = "grpc")]
     #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-    fn grpc_client_circuit_breaker(
+    fn grpc_client_circuit_breaker<B: BreakerHandle>(
         self,
-        breaker: cutout::CircuitBreaker,
-    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<GrpcClassifier, UnavailableError>, L>>;
+        breaker: B,
+    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<GrpcClassifier, UnavailableError, B>, L>>;
 
     /// Adds a [`KeyedCircuitBreakerLayer`] sharing `registry`, keying requests with
     /// `extractor` (`Err` is a failure, rejections are errors).
@@ -124,18 +127,18 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
 impl<L> sealed::Sealed<L> for ServiceBuilder<L> {}
 
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
-    fn circuit_breaker(
+    fn circuit_breaker<B: BreakerHandle>(
         self,
-        breaker: cutout::CircuitBreaker,
-    ) -> ServiceBuilder<Stack<CircuitBreakerLayer, L>> {
+        breaker: B,
+    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<DefaultClassifier, RejectWithError, B>, L>> {
         self.layer(CircuitBreakerLayer::new(breaker))
     }
 
     #[cfg(feature = "http")]
-    fn http_circuit_breaker(
+    fn http_circuit_breaker<B: BreakerHandle>(
         self,
-        breaker: cutout::CircuitBreaker,
-    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<HttpClassifier, ServiceUnavailable>, L>> {
+        breaker: B,
+    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<HttpClassifier, ServiceUnavailable, B>, L>> {
         self.layer(
             CircuitBreakerLayer::new(breaker)
                 .classify(HttpClassifier::new())
@@ -144,10 +147,10 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     }
 
     #[cfg(feature = "grpc")]
-    fn grpc_server_circuit_breaker(
+    fn grpc_server_circuit_breaker<B: BreakerHandle>(
         self,
-        breaker: cutout::CircuitBreaker,
-    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<GrpcClassifier, UnavailableResponse>, L>> {
+        breaker: B,
+    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<GrpcClassifier, UnavailableResponse, B>, L>> {
         self.layer(
             CircuitBreakerLayer::new(breaker)
                 .classify(GrpcClassifier::new())
@@ -156,10 +159,10 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     }
 
     #[cfg(feature = "grpc")]
-    fn grpc_client_circuit_breaker(
+    fn grpc_client_circuit_breaker<B: BreakerHandle>(
         self,
-        breaker: cutout::CircuitBreaker,
-    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<GrpcClassifier, UnavailableError>, L>> {
+        breaker: B,
+    ) -> ServiceBuilder<Stack<CircuitBreakerLayer<GrpcClassifier, UnavailableError, B>, L>> {
         self.layer(
             CircuitBreakerLayer::new(breaker)
                 .classify(GrpcClassifier::new())

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use cutout::{Outcome, OwnedPermit};
+use cutout::{Outcome, OwnedPermit, Permit};
 
 /// Classifies a call's result as a success, a failure, or neither, and records it.
 ///
@@ -119,7 +119,7 @@ impl<Res, E> Classify<Res, E> for DefaultClassifier {
 /// recorded as a [`Outcome::Failure`]. Dropping the recorder records [`Outcome::Ignored`].
 #[must_use = "a recorder records Ignored when dropped"]
 pub struct Recorder {
-    permit: Option<OwnedPermit>,
+    permit: Option<Held>,
     slow: bool,
     /// The keyed layer's hold on the key's breaker: declared after `permit`, so it is
     /// dropped after the permit records (the registry never evicts a breaker mid-call).
@@ -127,9 +127,34 @@ pub struct Recorder {
     _lease: Option<cutout_keyed::Lease>,
 }
 
+/// The permit a [`Recorder`] holds: owned (a reference count on the breaker) or borrowed
+/// from a `'static` breaker (none).
+#[derive(Debug)]
+pub(crate) enum Held {
+    Owned(OwnedPermit),
+    Static(Permit<'static>),
+}
+
+impl Held {
+    #[inline]
+    fn record(self, outcome: Outcome) {
+        match self {
+            Held::Static(permit) => permit.record(outcome),
+            Held::Owned(permit) => permit.record(outcome),
+        }
+    }
+
+    fn record_with_retry_after(self, outcome: Outcome, retry_after: Duration) {
+        match self {
+            Held::Static(permit) => permit.record_with_retry_after(outcome, retry_after),
+            Held::Owned(permit) => permit.record_with_retry_after(outcome, retry_after),
+        }
+    }
+}
+
 impl Recorder {
     #[inline]
-    pub(crate) fn new(permit: Option<OwnedPermit>, slow: bool) -> Self {
+    pub(crate) fn new(permit: Option<Held>, slow: bool) -> Self {
         Self {
             permit,
             slow,
@@ -143,7 +168,7 @@ impl Recorder {
     #[inline]
     pub(crate) fn keyed(permit: OwnedPermit, lease: cutout_keyed::Lease, slow: bool) -> Self {
         Self {
-            permit: Some(permit),
+            permit: Some(Held::Owned(permit)),
             slow,
             _lease: Some(lease),
         }
@@ -165,7 +190,7 @@ impl Recorder {
 
     /// Records the call's outcome; if it opens the circuit, the circuit stays open at least
     /// `retry_after` (an upstream's `Retry-After`). See
-    /// [`OwnedPermit::record_with_retry_after`].
+    /// [`Permit::record_with_retry_after`].
     pub fn record_with_retry_after(mut self, outcome: Outcome, retry_after: Duration) {
         if let Some(permit) = self.permit.take() {
             permit.record_with_retry_after(self.adjust(outcome), retry_after);

@@ -50,6 +50,11 @@
 //! services. [`CircuitBreakerLayer::new`] and [`CircuitBreaker::new`] share a breaker you
 //! built (and can watch); [`CircuitBreakerLayer::from_builder`] builds one, once.
 //!
+//! The fast way is a `&'static cutout::CircuitBreaker` ([`cutout::CircuitBreaker::leak`],
+//! or a `static` in a `std::sync::LazyLock`): the response future then borrows the breaker
+//! instead of holding a reference count on it, so no request writes memory other threads
+//! share while the circuit is closed (see [`handle`]).
+//!
 //! # Classification
 //!
 //! By default `Err` is a failure and `Ok` a success. [`CircuitBreakerLayer::classify`] takes
@@ -64,6 +69,7 @@
 //! |---|---|
 //! | `http` | `http::HttpClassifier` (5xx and 429 are failures, upstream `Retry-After`), `http::ServiceUnavailable` (a rejection is a `503` with `Retry-After`) |
 //! | `grpc` | `grpc::GrpcClassifier` (by `grpc-status`, in headers or trailers), rejections as `tonic::Status::unavailable` |
+//! | `balance` | `eject::Ejection`: endpoint ejection in tower's p2c balancer, a breaker per endpoint with a guardrail on the share ejected |
 //! | `keyed` | `keyed::KeyedCircuitBreakerLayer`: a breaker per key (per host with `keyed::Authority` and `http`), from a bounded `cutout_keyed` registry |
 
 #![forbid(unsafe_code)]
@@ -78,9 +84,13 @@
 mod builder;
 mod circuit_breaker;
 pub mod classify;
+#[cfg(feature = "balance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "balance")))]
+pub mod eject;
 #[cfg(feature = "grpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
 pub mod grpc;
+pub mod handle;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
@@ -89,11 +99,13 @@ pub mod http;
 pub mod keyed;
 mod recording;
 pub mod reject;
+mod wake;
 
 pub use builder::ServiceBuilderExt;
 pub use circuit_breaker::{
     CircuitBreaker, CircuitBreakerLayer, DEFAULT_RECHECK_INTERVAL, error, future,
 };
+pub use handle::BreakerHandle;
 #[cfg(feature = "keyed")]
 #[cfg_attr(docsrs, doc(cfg(feature = "keyed")))]
 pub use keyed::{KeyedCircuitBreaker, KeyedCircuitBreakerLayer};

@@ -12,11 +12,11 @@ use std::task::{Context, Poll, ready};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use crate::classify::{Classify, Recorder};
+use crate::classify::{Classify, Held, Recorder};
 use crate::reject::Reject;
 
 /// A permit a response future holds until its call finishes.
-pub(crate) trait IntoRecorder {
+pub trait IntoRecorder {
     /// The recorder the classifier records through (`slow`: the call ran past the layer's
     /// slow-call threshold).
     fn into_recorder(self, slow: bool) -> Recorder;
@@ -25,7 +25,15 @@ pub(crate) trait IntoRecorder {
 impl IntoRecorder for cutout::OwnedPermit {
     #[inline]
     fn into_recorder(self, slow: bool) -> Recorder {
-        Recorder::new(Some(self), slow)
+        Recorder::new(Some(Held::Owned(self)), slow)
+    }
+}
+
+impl IntoRecorder for cutout::Permit<'static> {
+    /// Borrowed from a `'static` breaker: no reference count to carry.
+    #[inline]
+    fn into_recorder(self, slow: bool) -> Recorder {
+        Recorder::new(Some(Held::Static(self)), slow)
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! | mode | service error | a rejection is |
 //! |---|---|---|
-//! | [`RejectWithError`] (default) | [`BoxError`] | `Err(Box<error::Rejected>)` |
+//! | [`RejectWithError`] (default) | [`BoxError`] | `Err(Box<error::Rejected>)` (one allocation) |
+//! | [`RejectWithCallError`] | [`cutout::CallError<E>`] | `Err(CallError::Rejected(..))`, no allocation |
 //! | `http::ServiceUnavailable` (feature `http`) | the inner error | `503` with `Retry-After` |
 //! | `grpc::UnavailableResponse` (feature `grpc`) | the inner error | a gRPC response, `grpc-status: 14` |
 //! | `grpc::UnavailableError` (feature `grpc`) | [`BoxError`] | an error tonic reads as `Status::unavailable` |
@@ -49,5 +50,55 @@ where
     #[inline]
     fn inner_error(&self, error: E) -> BoxError {
         error.into()
+    }
+}
+
+/// A rejection is a [`cutout::CallError::Rejected`] and an inner error a
+/// [`cutout::CallError::Inner`]: a typed error, matched rather than downcast, that allocates
+/// nothing. The default mode boxes every rejection (one small allocation, about as long as
+/// the rest of the rejection path); pick this mode where the service's error type may be
+/// the inner error's own (it implements `std::error::Error` when the inner error does).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cutout::ConfigError> {
+/// use std::time::Duration;
+/// use tower::{Service, ServiceBuilder, ServiceExt};
+/// use tower_cutout::{CircuitBreakerLayer, reject::RejectWithCallError};
+///
+/// let breaker = cutout::CircuitBreaker::builder()
+///     .failure_threshold(1)
+///     .open_duration(Duration::from_secs(30))
+///     .build()?
+///     .leak();
+/// let mut svc = ServiceBuilder::new()
+///     .layer(CircuitBreakerLayer::new(breaker).reject_with(RejectWithCallError))
+///     .service_fn(|_: ()| async { Err::<(), _>(std::io::Error::other("down")) });
+///
+/// let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
+/// assert!(matches!(err, cutout::CallError::Inner(_)));
+/// match svc.ready().await.unwrap().call(()).await.unwrap_err() {
+///     cutout::CallError::Rejected(rejected) => {
+///         assert!(rejected.retry_after().unwrap() <= Duration::from_secs(30));
+///     }
+///     other => panic!("not rejected: {other}"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RejectWithCallError;
+
+impl<Res, E> Reject<Res, E> for RejectWithCallError {
+    type Error = cutout::CallError<E>;
+
+    #[inline]
+    fn rejected(&self, rejection: cutout::Rejected) -> Result<Res, cutout::CallError<E>> {
+        Err(cutout::CallError::Rejected(rejection))
+    }
+
+    #[inline]
+    fn inner_error(&self, error: E) -> cutout::CallError<E> {
+        cutout::CallError::Inner(error)
     }
 }

@@ -14,6 +14,7 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::{Layer, Service, ServiceExt};
 use tower_cutout::CircuitBreakerLayer;
 use tower_cutout::http::{HttpClassifier, ServiceUnavailable};
+use tower_cutout::reject::RejectWithCallError;
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -120,7 +121,48 @@ fn main() {
         request(&mut svc).is_ok_and(|r| r.status() == http::StatusCode::SERVICE_UNAVAILABLE)
     });
 
+    // The `&'static` handle: no allocation either, and a typed rejection allocates nothing.
+    let mut svc = CircuitBreakerLayer::new(breaker(&clock).leak()).layer(bare());
+    let closed_static = allocations(|| request(&mut svc).is_ok());
+    assert_eq!(closed_static, 0, "closed success, &'static breaker");
+
+    let open = breaker(&clock).leak();
+    open.force_open();
+    let mut svc = CircuitBreakerLayer::new(open)
+        .reject_with(RejectWithCallError)
+        .layer(bare());
+    let rejected_typed = allocations(|| {
+        matches!(
+            request(&mut svc),
+            Err(cutout::CallError::Rejected(cutout::Rejected::ForcedOpen))
+        )
+    });
+    assert_eq!(rejected_typed, 0, "rejection, typed error mode");
+
+    let layer = CircuitBreakerLayer::new(breaker(&clock)).reject_with(RejectWithCallError);
+    let mut svc = layer.layer(bare());
+    layer
+        .breaker()
+        .try_acquire()
+        .unwrap()
+        .record(Outcome::Failure);
+    let rejected_open_typed = allocations(|| {
+        matches!(
+            request(&mut svc),
+            Err(cutout::CallError::Rejected(cutout::Rejected::Open { .. }))
+        )
+    });
+    assert_eq!(rejected_open_typed, 0, "open rejection, typed error mode");
+
     println!("allocations per request (over {CALLS}):");
+    println!(
+        "  closed success, &'static breaker:  {}",
+        closed_static / CALLS
+    );
+    println!(
+        "  rejection, typed error mode:       {}",
+        rejected_typed / CALLS
+    );
     println!("  closed success, default mode:      {}", closed / CALLS);
     println!(
         "  closed success, HTTP mode:         {}",

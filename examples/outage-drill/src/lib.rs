@@ -39,6 +39,9 @@
 //! | [`fleet`] | `outage-drill fleet`: several instances, without and with the trip signal over Redis |
 //! | [`report`] | the before/after table and the SVG timeline |
 //! | [`net`] | serving and calling over TCP or in-memory pipes |
+//! | [`serve`] | `serve payment` / `serve orders`: the services as long-lived processes |
+//! | [`load_run`] | `load`: a bounded load run against the running services |
+//! | [`cli`] | what the subcommands share: duration flags, runtime, stop signal |
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -49,11 +52,14 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod cli;
 pub mod drill;
 pub mod fleet;
 pub mod load;
+pub mod load_run;
 pub mod net;
 pub mod orders;
 pub mod payment;
 pub mod queue;
 pub mod report;
+pub mod serve;

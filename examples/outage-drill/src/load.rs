@@ -42,7 +42,7 @@ impl LoadPlan {
 /// What a customer got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// `200 completed`.
+    /// `201 completed` (or `200`, for an order answered before).
     Completed,
     /// `202 pending`, with the reason given.
     Pending(String),
@@ -79,6 +79,21 @@ pub struct Tally {
 /// The order id of the `n`-th order.
 pub fn order_id(n: u64) -> String {
     format!("o-{n:06}")
+}
+
+/// `POST uri` with the `n`-th order of a run: `order_id`, an amount of 10.00 to 99.99.
+pub fn order_request(
+    uri: &str,
+    order_id: &str,
+    n: u64,
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    net::post_json(
+        uri,
+        &OrderRequest {
+            order_id: order_id.to_owned(),
+            amount_cents: 1000 + n % 9000,
+        },
+    )
 }
 
 /// Sends `plan.orders()` orders to `orders_uri` (the order service's base URI) through
@@ -120,13 +135,7 @@ pub async fn run_with_ids(
         let ids = ids.clone();
         sent.spawn(async move {
             let order_id = ids(n);
-            let request = net::post_json(
-                &uri,
-                &OrderRequest {
-                    order_id: order_id.clone(),
-                    amount_cents: 1000 + n % 9000,
-                },
-            );
+            let request = order_request(&uri, &order_id, n);
             let start = Instant::now();
             tally.sent.fetch_add(1, Ordering::Relaxed);
             let answer = match tokio::time::timeout(plan.patience, client.oneshot(request)).await {
@@ -136,7 +145,9 @@ pub async fn run_with_ids(
                     let status = response.status();
                     let parsed = serde_json::from_slice::<OrderReply>(response.body()).ok();
                     match (status, parsed) {
-                        (StatusCode::OK, Some(r)) if r.status == OrderState::Completed => {
+                        (StatusCode::CREATED | StatusCode::OK, Some(r))
+                            if r.status == OrderState::Completed =>
+                        {
                             Answer::Completed
                         }
                         (StatusCode::ACCEPTED, Some(r)) if r.status == OrderState::Pending => {

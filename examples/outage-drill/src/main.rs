@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
+use outage_drill::cli::parse_duration;
 use outage_drill::drill::{self, DrillConfig, Mode, Progress};
 use outage_drill::net::Transport;
 use outage_drill::payment::Phase;
@@ -36,6 +37,14 @@ enum Command {
     /// Several order-service instances against one payment service, without and with the
     /// fleet's trip signal over a real Redis; print the table, write a timeline per size.
     Fleet(outage_drill::fleet::FleetArgs),
+    /// Run the payment or the order service as a process on 127.0.0.1, until Ctrl-C.
+    Serve {
+        #[command(subcommand)]
+        service: outage_drill::serve::Service,
+    },
+    /// Load a running order service while its payment service flips between healthy and
+    /// failing; print req/s, latency, errors and the breaker's states.
+    Load(outage_drill::load_run::LoadArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -76,34 +85,13 @@ struct DrillArgs {
     quiet: bool,
 }
 
-/// Parses `30`, `30s`, `1.5s`, `250ms` or `2m`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration; try 30s, 1500ms or 2m"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" | "min" => value * 60.0,
-        other => return Err(format!("unknown unit `{other}`; use ms, s or m")),
-    };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("`{s}` is not a duration"));
-    }
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{s}` is too long"))
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Command::Drill(args) => args,
         Command::Fleet(args) => return outage_drill::fleet::main(args),
+        Command::Serve { service } => return outage_drill::serve::main(service),
+        Command::Load(args) => return outage_drill::load_run::main(args),
     };
 
     let mut config = DrillConfig::new(std::env::temp_dir());
@@ -251,19 +239,6 @@ impl ProgressLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("3h").is_err());
-        assert!(parse_duration("1e300s").is_err());
-    }
 
     #[test]
     fn the_cli_is_well_formed() {

@@ -106,11 +106,30 @@ impl Server {
     ///
     /// When the TCP listener cannot be bound.
     pub async fn start(router: Router, transport: Transport) -> io::Result<Server> {
+        let any_port = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+        Server::start_on(router, transport, any_port).await
+    }
+
+    /// Starts serving `router` over TCP on `addr` (port 0: a port the system picks).
+    /// Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// When the listener cannot be bound (the port is in use, say).
+    pub async fn bind(router: Router, addr: SocketAddr) -> io::Result<Server> {
+        Server::start_on(router, Transport::Tcp, addr).await
+    }
+
+    async fn start_on(
+        router: Router,
+        transport: Transport,
+        addr: SocketAddr,
+    ) -> io::Result<Server> {
         let connections = Arc::new(Gauge::default());
         let (stop, stopped) = oneshot::channel();
         let (endpoint, task) = match transport {
             Transport::Tcp => {
-                let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+                let listener = TcpListener::bind(addr).await?;
                 let addr = listener.local_addr()?;
                 let accept = TcpAccept(listener);
                 let task = tokio::spawn(accept_loop(accept, router, connections.clone(), stopped));
@@ -150,11 +169,7 @@ impl Server {
     /// A pooling HTTP/1 client that reaches this server.
     pub fn client(&self) -> HttpClient {
         match &self.endpoint {
-            Endpoint::Tcp(_) => {
-                let mut connector = HttpConnector::new();
-                connector.set_nodelay(true);
-                boxed_client(connector)
-            }
+            Endpoint::Tcp(_) => tcp_client(),
             Endpoint::Memory(connector) => boxed_client(connector.clone()),
         }
     }
@@ -177,6 +192,13 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A pooling HTTP/1 client over TCP, for any `http://` URI.
+pub fn tcp_client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    boxed_client(connector)
 }
 
 fn boxed_client<C>(connector: C) -> HttpClient

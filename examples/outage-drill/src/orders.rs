@@ -3,9 +3,13 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /orders` `{"order_id", "amount_cents"}` | `200 {"status": "completed", "payment_id"}`, `202 {"status": "pending", "reason"}` (queued), or, without a breaker, `502`/`504 {"status": "failed", "reason"}` |
-//! | `GET /health` | `{"status": "ok" \| "degraded", "breaker": {...}, "queue": {"pending"}}`; degraded while the breaker is open or half-open |
+//! | `POST /orders` `{"order_id", "amount_cents"}` | `201 {"status": "completed", "payment_id"}` (paid now), `202 {"status": "pending", "reason"}` (queued), `200` with the answer it already has for an order id seen before, or, without a breaker, `502`/`504 {"status": "failed", "reason"}` |
+//! | `GET /orders/{id}` | `200 {"status": "completed", "payment_id"}` or `200 {"status": "pending", "reason": "queued"}`; `404` for an order it does not know |
+//! | `GET /health` | [`Health`]: `{"status": "healthy" \| "degraded", "breaker": {...}, "last_failure", "queue_depth"}`; degraded while the breaker is open or half-open |
 //! | `GET /metrics` | Prometheus text |
+//!
+//! The order id is the customer's idempotency key: an order id is paid at most once, with
+//! the payment idempotency key [`idempotency_key`] derives from it.
 //!
 //! Payment calls go through a hyper client wrapped in a timeout and, when
 //! [`OrderConfig::breaker`] is set, a circuit breaker. With the breaker, an order whose
@@ -135,6 +139,15 @@ impl PayError {
         (400..500).contains(&status) && status != 429
     }
 
+    /// The [`reason`](Self::reason)s of payment calls that went out and failed.
+    pub const REASONS: [&'static str; 5] = [
+        "payment_timeout",
+        "payment_refused",
+        "payment_error",
+        "payment_unreachable",
+        "payment_bad_reply",
+    ];
+
     /// A short stable name, used in answers and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -168,6 +181,7 @@ struct Metrics {
     failed: Counter,
     rejected: Counter,
     queue_depth: Gauge,
+    payment_failures: [Counter; PayError::REASONS.len()],
 }
 
 impl Metrics {
@@ -186,6 +200,10 @@ impl Metrics {
                     "Payment calls the circuit breaker refused without calling."
                 );
                 metrics::describe_gauge!("order_queue_depth", "Orders waiting for payment.");
+                metrics::describe_counter!(
+                    "payment_call_failures_total",
+                    "Payment calls that went out and failed, by reason."
+                );
                 (
                     metrics::counter!("orders_total", "result" => "completed"),
                     metrics::counter!("orders_total", "result" => "pending"),
@@ -195,6 +213,10 @@ impl Metrics {
                     metrics::gauge!("order_queue_depth"),
                 )
             });
+        let payment_failures = metrics::with_local_recorder(&recorder, || {
+            PayError::REASONS
+                .map(|reason| metrics::counter!("payment_call_failures_total", "reason" => reason))
+        });
         Self {
             recorder,
             handle,
@@ -204,6 +226,7 @@ impl Metrics {
             failed,
             rejected,
             queue_depth,
+            payment_failures,
         }
     }
 }
@@ -221,8 +244,19 @@ struct Shared {
     wake: Notify,
     metrics: Metrics,
     stats: Mutex<OrderStats>,
+    last_failure: Mutex<Option<LastFailure>>,
 }
 
+/// The last payment call that went out and failed (a rejection by the breaker is not one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastFailure {
+    /// [`PayError::reason`].
+    pub reason: &'static str,
+    /// What went wrong, in words.
+    pub detail: String,
+    /// When, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+}
 /// A running order service: its routes and its queue worker.
 ///
 /// Build it with [`OrderService::open`], serve [`router`](Self::router) with
@@ -331,6 +365,7 @@ impl OrderService {
             wake: Notify::new(),
             metrics,
             stats: Mutex::new(OrderStats::default()),
+            last_failure: Mutex::new(None),
         });
         let (stop, stopped) = watch::channel(false);
         let worker = tokio::spawn(drain(shared.clone(), stopped));
@@ -341,10 +376,11 @@ impl OrderService {
         })
     }
 
-    /// The routes: `POST /orders`, `GET /health`, `GET /metrics`.
+    /// The routes: `POST /orders`, `GET /orders/{id}`, `GET /health`, `GET /metrics`.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/orders", post(take_order))
+            .route("/orders/{id}", get(order_status))
             .route("/health", get(health))
             .route("/metrics", get(render_metrics))
             .with_state(self.shared.clone())
@@ -414,7 +450,7 @@ impl Shared {
                 amount_cents,
             },
         );
-        match self.payment.clone().oneshot(request).await {
+        let result = match self.payment.clone().oneshot(request).await {
             Ok(response) if response.status().is_success() => {
                 serde_json::from_slice::<Payment>(response.body()).map_err(|_| PayError::BadReply)
             }
@@ -427,10 +463,38 @@ impl Shared {
                 } else if e.is::<tower::timeout::error::Elapsed>() {
                     Err(PayError::Timeout)
                 } else {
-                    Err(PayError::Unreachable(e.to_string()))
+                    Err(PayError::Unreachable(error_chain(&*e)))
                 }
             }
+        };
+        if let Err(e) = &result {
+            self.note_failure(e);
         }
+        result
+    }
+
+    /// Counts a payment call that went out and failed, and remembers it as the last one.
+    fn note_failure(&self, e: &PayError) {
+        let reason = e.reason();
+        let Some(i) = PayError::REASONS.iter().position(|r| *r == reason) else {
+            return; // a rejection: the call never went out
+        };
+        self.metrics.payment_failures[i].increment(1);
+        let detail = match e {
+            PayError::Timeout => "no answer within the timeout".to_owned(),
+            PayError::Status(s) => format!("payment answered {s}"),
+            PayError::Unreachable(why) => why.clone(),
+            PayError::BadReply => "payment answered something that is not a payment".to_owned(),
+            PayError::Rejected(r) => r.to_string(),
+        };
+        let at_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        *lock(&self.last_failure) = Some(LastFailure {
+            reason,
+            detail,
+            at_unix_ms,
+        });
     }
 
     /// Claims `order_id` for one payment attempt; `None` when another attempt holds it.
@@ -442,6 +506,23 @@ impl Shared {
                 order_id: order_id.to_owned(),
             })
     }
+}
+
+/// An error and its sources, `: `-separated (hyper's "client error (Connect)" says little
+/// without its source).
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        // Wrappers that print their source already (QueueError does) are not repeated.
+        let next = s.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// Holds an order id in `in_flight` until dropped.
@@ -518,7 +599,7 @@ async fn take_order(
         }
         Ok(Some(OrderStatus::Pending(_))) => return pending("queued"),
         Ok(None) => {}
-        Err(_) => return failed(StatusCode::INTERNAL_SERVER_ERROR, "storage"),
+        Err(e) => return failed(StatusCode::INTERNAL_SERVER_ERROR, &storage_reason(&e)),
     }
     let Some(_claim) = shared.claim(&order.order_id) else {
         return (
@@ -530,19 +611,37 @@ async fn take_order(
     let key = idempotency_key(&order.order_id);
     match shared.pay(&order.order_id, &key, order.amount_cents).await {
         Ok(payment) => {
-            // The payment service's ledger is the record: a repeat of this order is paid
-            // with the same key and answered with the same payment.
+            // The payment service's ledger is the record; this one (not waited for on disk)
+            // lets GET /orders/{id} and a repeat answer without calling payment. If it is
+            // lost, a repeat is paid with the same key and answered with the same payment.
+            let _ = shared
+                .queue
+                .record_paid(&order.order_id, &payment.payment_id);
             shared.metrics.completed.increment(1);
             shared.count(|s| s.completed += 1);
-            reply(
-                StatusCode::OK,
+            // A repeat of an order paid before: payment answered with the original payment.
+            let status = if payment.replayed {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            let mut response = reply(
+                status,
                 OrderReply {
-                    order_id: order.order_id,
+                    order_id: order.order_id.clone(),
                     status: OrderState::Completed,
                     payment_id: Some(payment.payment_id),
                     reason: None,
                 },
-            )
+            );
+            if let Ok(location) =
+                http::HeaderValue::from_str(&format!("/orders/{}", order.order_id))
+            {
+                response
+                    .headers_mut()
+                    .insert(http::header::LOCATION, location);
+            }
+            response
         }
         Err(e) if shared.breaker.is_some() && !e.is_refusal() => {
             match shared.queue.push(&order.order_id, &key, order.amount_cents) {
@@ -561,10 +660,11 @@ async fn take_order(
                     shared.wake.notify_one();
                     pending(e.reason())
                 }
-                Err(_) => {
+                Err(storage) => {
                     shared.metrics.failed.increment(1);
                     shared.count(|s| s.failed += 1);
-                    failed(StatusCode::INTERNAL_SERVER_ERROR, "storage")
+                    // Not taken: the customer is told, and nothing was accepted.
+                    failed(StatusCode::INSUFFICIENT_STORAGE, &storage_reason(&storage))
                 }
             }
         }
@@ -579,6 +679,62 @@ async fn take_order(
             failed(status, e.reason())
         }
     }
+}
+
+/// `storage: ` and the queue error with its sources, such as `storage: order queue: ...
+/// File too large (os error 27)`.
+fn storage_reason(e: &QueueError) -> String {
+    format!("storage: {}", error_chain(e))
+}
+
+async fn order_status(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    axum::extract::Path(order_id): axum::extract::Path<String>,
+) -> Response {
+    // Queued (and maybe paid since), or paid while the customer waited.
+    let found = match shared.queue.status(&order_id) {
+        Ok(None) => shared
+            .queue
+            .paid(&order_id)
+            .map(|paid| paid.map(OrderStatus::Done)),
+        other => other,
+    };
+    let (status, state, payment_id, reason) = match found {
+        Ok(Some(OrderStatus::Done(done))) => (
+            StatusCode::OK,
+            OrderState::Completed,
+            Some(done.payment_id),
+            None,
+        ),
+        Ok(Some(OrderStatus::Pending(_))) => (
+            StatusCode::OK,
+            OrderState::Pending,
+            None,
+            Some("queued".to_owned()),
+        ),
+        Ok(None) => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(serde_json::json!({ "error": "no such order" })),
+            )
+                .into_response();
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            OrderState::Failed,
+            None,
+            Some(storage_reason(&e)),
+        ),
+    };
+    reply(
+        status,
+        OrderReply {
+            order_id,
+            status: state,
+            payment_id,
+            reason,
+        },
+    )
 }
 
 /// The queue worker: pays queued orders, oldest first, while payments go through.
@@ -680,26 +836,50 @@ async fn drain(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     }
 }
 
-/// The health report: `ok`, or `degraded` while the breaker is open, half-open or forced
-/// open.
+/// The order service's status: `healthy`, or `degraded` while the breaker is open,
+/// half-open or forced open (orders are then queued, not paid at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceStatus {
+    /// Orders are paid as they come.
+    Healthy,
+    /// Orders are queued.
+    Degraded,
+}
+
+/// The health report (`GET /health`), serialized like this:
+///
+/// ```json
+/// {"status":"degraded",
+///  "breaker":{"name":"payments","state":"open","status":"degraded","retry_after_ms":740,
+///             "counts":{"consecutive_failures":0,"failures":5,"rejected":12,"trips":1,...}},
+///  "last_failure":{"reason":"payment_error","detail":"payment answered 500","at_unix_ms":1796358845123},
+///  "queue_depth":14}
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct Health {
-    /// `ok` or `degraded`.
-    pub status: cutout::HealthStatus,
-    /// The breaker's report ([`CircuitBreaker::health`]), when there is a breaker.
+    /// `healthy` or `degraded`.
+    pub status: ServiceStatus,
+    /// The breaker's report ([`CircuitBreaker::health`]: state, failure counts, retry
+    /// time), when there is a breaker.
     pub breaker: Option<cutout::Health>,
+    /// The last payment call that went out and failed, if any did.
+    pub last_failure: Option<LastFailure>,
     /// Orders waiting in the queue.
-    pub pending: u64,
+    pub queue_depth: u64,
 }
 
 async fn health(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
     let breaker = shared.breaker.as_ref().map(CircuitBreaker::health);
+    let status = match &breaker {
+        Some(b) if !b.is_ok() => ServiceStatus::Degraded,
+        _ => ServiceStatus::Healthy,
+    };
     Json(Health {
-        status: breaker
-            .as_ref()
-            .map_or(cutout::HealthStatus::Ok, |b| b.status),
+        status,
         breaker,
-        pending: shared.queue.pending_len().unwrap_or(0),
+        last_failure: lock(&shared.last_failure).clone(),
+        queue_depth: shared.queue.pending_len().unwrap_or(0),
     })
     .into_response()
 }

@@ -3,6 +3,10 @@
 //! `POST /payments` charges an order once per idempotency key: a repeated key returns the
 //! original payment and charges nothing. `GET /health` says whether the service is up.
 //!
+//! [`PaymentService::script`] overrides the plan at run time with a [`ScriptedFault`] (fail,
+//! hang, slow) until it is cleared: `outage-drill serve payment` exposes it as
+//! `POST /admin/fault` (see [`crate::serve`]).
+//!
 //! A [`FaultPlan`] scripts the service's day: healthy, then an outage, then recovered.
 //! During the outage every request fails, in one of three ways drawn from the seed, the
 //! idempotency key and the attempt number (so a run is reproducible):
@@ -55,6 +59,32 @@ pub struct Payment {
     pub amount_cents: u64,
     /// True when this answer repeats an earlier charge for the same idempotency key.
     pub replayed: bool,
+}
+
+/// A fault set at run time ([`PaymentService::script`]), for every request from then on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum ScriptedFault {
+    /// A `500` at once; nothing is charged.
+    Fail,
+    /// No answer for `ms` milliseconds (the connection is held open), then a `500`;
+    /// nothing is charged.
+    Hang {
+        /// How long the request is held.
+        ms: u64,
+    },
+    /// Healthy, but each charge takes `ms` milliseconds.
+    Slow {
+        /// The time a charge takes.
+        ms: u64,
+    },
+}
+
+impl ScriptedFault {
+    /// Whether requests fail under this fault (it counts as an outage).
+    pub fn fails(self) -> bool {
+        !matches!(self, ScriptedFault::Slow { .. })
+    }
 }
 
 /// Where a moment falls in the plan.
@@ -199,6 +229,8 @@ struct Shared {
     requests_during_outage: AtomicU64,
     replays: AtomicU64,
     in_progress: Arc<Gauge>,
+    /// A fault set at run time, which overrides the plan while set.
+    scripted: Mutex<Option<ScriptedFault>>,
 }
 
 /// The payment service: cheap to clone, clones share one ledger.
@@ -238,6 +270,7 @@ impl PaymentService {
                 requests_during_outage: AtomicU64::new(0),
                 replays: AtomicU64::new(0),
                 in_progress: Arc::new(Gauge::default()),
+                scripted: Mutex::new(None),
             }),
         }
     }
@@ -249,7 +282,7 @@ impl PaymentService {
 
     /// The phase now.
     pub fn phase(&self) -> Phase {
-        self.shared.plan.phase(self.shared.origin.elapsed())
+        self.shared.phase_at(self.shared.origin.elapsed()).1
     }
 
     /// The routes: `POST /payments`, `GET /health`.
@@ -278,6 +311,30 @@ impl PaymentService {
         }
     }
 
+    /// Sets a fault that overrides the plan from now on (`None`: follow the plan again).
+    /// Requests already in progress keep the fault they started with.
+    pub fn script(&self, fault: Option<ScriptedFault>) {
+        *self
+            .shared
+            .scripted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = fault;
+    }
+
+    /// The fault set with [`script`](Self::script), if any.
+    pub fn scripted(&self) -> Option<ScriptedFault> {
+        *self
+            .shared
+            .scripted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Charges per order id, for every order charged at least once.
+    pub fn charges(&self) -> HashMap<String, u32> {
+        self.shared.ledger().charges_per_order.clone()
+    }
+
     /// How many times `order_id` was charged.
     pub fn charges_for(&self, order_id: &str) -> u32 {
         self.shared
@@ -295,6 +352,18 @@ impl PaymentService {
 }
 
 impl Shared {
+    /// The scripted fault, if any, and the phase at `at`: a scripted fault that fails is an
+    /// outage, one that does not is healthy; without one, the plan says.
+    fn phase_at(&self, at: Duration) -> (Option<ScriptedFault>, Phase) {
+        let scripted = *self.scripted.lock().unwrap_or_else(|e| e.into_inner());
+        let phase = match scripted {
+            Some(fault) if fault.fails() => Phase::Outage,
+            Some(_) => Phase::Healthy,
+            None => self.plan.phase(at),
+        };
+        (scripted, phase)
+    }
+
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
         // A panic while holding the lock cannot leave the ledger half-written (every
         // update is a single insert), so a poisoned lock is still a good ledger.
@@ -344,7 +413,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 async fn pay(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
     let _in_progress = shared.in_progress.enter();
     let at = shared.origin.elapsed();
-    let phase = shared.plan.phase(at);
+    let (scripted, phase) = shared.phase_at(at);
     shared.requests.fetch_add(1, Ordering::SeqCst);
     if phase == Phase::Outage {
         shared.requests_during_outage.fetch_add(1, Ordering::SeqCst);
@@ -367,6 +436,16 @@ async fn pay(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Resp
         *n = n.saturating_add(1);
         attempt
     };
+    match scripted {
+        Some(ScriptedFault::Fail) => {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "ledger unavailable");
+        }
+        Some(ScriptedFault::Hang { ms }) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "ledger timed out");
+        }
+        Some(ScriptedFault::Slow { .. }) | None => {}
+    }
     if phase == Phase::Outage {
         match shared.plan.fault(&request.idempotency_key, attempt) {
             Fault::Error { after } => {
@@ -387,7 +466,11 @@ async fn pay(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Resp
             }
         }
     }
-    tokio::time::sleep(shared.plan.service_time(&request.idempotency_key, attempt)).await;
+    let service_time = match scripted {
+        Some(ScriptedFault::Slow { ms }) => Duration::from_millis(ms),
+        _ => shared.plan.service_time(&request.idempotency_key, attempt),
+    };
+    tokio::time::sleep(service_time).await;
     match shared.charge(&request) {
         Ok(payment) => Json(payment).into_response(),
         Err(Conflict) => error(
@@ -398,7 +481,7 @@ async fn pay(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Resp
 }
 
 async fn health(State(shared): State<Arc<Shared>>) -> Response {
-    match shared.plan.phase(shared.origin.elapsed()) {
+    match shared.phase_at(shared.origin.elapsed()).1 {
         Phase::Outage => error(StatusCode::SERVICE_UNAVAILABLE, "down"),
         _ => Json(serde_json::json!({ "status": "ok" })).into_response(),
     }

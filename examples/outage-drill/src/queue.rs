@@ -12,6 +12,7 @@
 //! | `pending_by_order` | order id | sequence number |
 //! | `done` | order id | the payment id |
 //! | `refused` | order id | why payment refused it for good (a `4xx`) |
+//! | `paid` | order id | the payment id of an order paid while the customer waited (not durable: see [`Queue::record_paid`]) |
 //! | `meta` | `"next_seq"` | the next sequence number |
 //!
 //! Completing an order moves it from `pending` to `done`. If the process
@@ -31,6 +32,7 @@ const PENDING_BY_ORDER: TableDefinition<'_, &str, u64> = TableDefinition::new("p
 const DONE: TableDefinition<'_, &str, &str> = TableDefinition::new("done");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const REFUSED: TableDefinition<'_, &str, &str> = TableDefinition::new("refused");
+const PAID: TableDefinition<'_, &str, &str> = TableDefinition::new("paid");
 
 /// An order waiting for payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +149,7 @@ impl Queue {
             tx.open_table(DONE)?;
             tx.open_table(META)?;
             tx.open_table(REFUSED)?;
+            tx.open_table(PAID)?;
         }
         tx.commit()?;
         Ok(Queue { db, path })
@@ -246,6 +249,47 @@ impl Queue {
             tx.abort()?;
         }
         Ok(moved)
+    }
+
+    /// Records an order paid while the customer waited (never queued) in `paid`, for
+    /// [`paid`](Self::paid). Committed without waiting for the disk
+    /// ([`redb::Durability::Eventual`]): the payment service's ledger is the record, and an
+    /// order whose record a crash lost is paid again with its key, which payment answers with
+    /// the original payment. Returns false when the order was recorded before.
+    ///
+    /// # Errors
+    ///
+    /// On a storage error.
+    pub fn record_paid(&self, order_id: &str, payment_id: &str) -> Result<bool, QueueError> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::Eventual);
+        let added = {
+            let mut paid = tx.open_table(PAID)?;
+            let known = paid.get(order_id)?.is_some();
+            if !known {
+                paid.insert(order_id, payment_id)?;
+            }
+            !known
+        };
+        if added {
+            tx.commit()?;
+        } else {
+            tx.abort()?;
+        }
+        Ok(added)
+    }
+
+    /// The payment of an order paid while the customer waited, if
+    /// [`record_paid`](Self::record_paid) recorded it.
+    ///
+    /// # Errors
+    ///
+    /// On a storage error.
+    pub fn paid(&self, order_id: &str) -> Result<Option<Completion>, QueueError> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(PAID)?.get(order_id)?.map(|p| Completion {
+            payment_id: p.value().to_owned(),
+        }))
     }
 
     /// Moves orders `(seq, order_id, reason)` that payment refused for good (a `4xx`: a
@@ -414,10 +458,24 @@ mod tests {
         );
         assert_eq!(queue.pending_len()?, 0);
 
+        // An order paid at once is recorded once, apart from the queue.
+        assert_eq!(queue.paid("o-5")?, None);
+        assert!(queue.record_paid("o-5", "pay-5")?);
+        assert!(!queue.record_paid("o-5", "pay-other")?);
+        assert_eq!(
+            queue.paid("o-5")?,
+            Some(Completion {
+                payment_id: "pay-5".into()
+            })
+        );
+        assert_eq!(queue.status("o-5")?, None);
+        assert_eq!(queue.push("o-8", "k-8", 80)?, Pushed::Added(3));
+        assert_eq!(queue.complete(&[(3, "o-8", "pay-8")])?, 1);
+
         // A refused order leaves the queue for the `refused` table, once.
-        assert_eq!(queue.push("o-9", "k-9", 90)?, Pushed::Added(3));
-        assert_eq!(queue.refuse(&[(3, "o-9", "payment_refused_409")])?, 1);
-        assert_eq!(queue.refuse(&[(3, "o-9", "payment_refused_409")])?, 0);
+        assert_eq!(queue.push("o-9", "k-9", 90)?, Pushed::Added(4));
+        assert_eq!(queue.refuse(&[(4, "o-9", "payment_refused_409")])?, 1);
+        assert_eq!(queue.refuse(&[(4, "o-9", "payment_refused_409")])?, 0);
         assert_eq!(queue.pending_len()?, 0);
         assert_eq!(
             queue.refused()?,

@@ -78,8 +78,15 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
     // An order is paid at once; the same order again is paid with the same idempotency key,
     // which payment answers with the original payment: one charge.
     let (status, first) = post_order(&client, &base, "o-1", 1999).await?;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::CREATED);
     assert_eq!(first.status, OrderState::Completed);
+    // GET /orders/{id}: the recorded payment; 404 for an order never seen.
+    let (status, body) = get(&client, format!("{base}/orders/o-1")).await?;
+    assert_eq!(status, StatusCode::OK);
+    let looked_up: OrderReply = serde_json::from_str(&body)?;
+    assert_eq!(looked_up, first);
+    let (status, _) = get(&client, format!("{base}/orders/never-sent")).await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, again) = post_order(&client, &base, "o-1", 1999).await?;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again.payment_id, first.payment_id);
@@ -121,7 +128,11 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
     let (status, body) = get(&client, format!("{base}/health")).await?;
     assert_eq!(status, StatusCode::OK);
     let health: serde_json::Value = serde_json::from_str(&body)?;
-    assert_eq!(health["status"], "ok");
+    assert_eq!(health["status"], "healthy");
+    // The 409 was a payment call that went out and failed: the last failure.
+    assert_eq!(health["last_failure"]["reason"], "payment_refused");
+    assert_eq!(health["last_failure"]["detail"], "payment answered 409");
+    assert_eq!(health["queue_depth"], 0);
     assert_eq!(health["breaker"]["name"], "payments");
     assert_eq!(health["breaker"]["state"], "closed");
 
@@ -141,7 +152,7 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
     let health: serde_json::Value = serde_json::from_str(&body)?;
     assert_eq!(health["status"], "degraded");
     assert_eq!(health["breaker"]["state"], "forced_open");
-    assert_eq!(health["pending"], 1);
+    assert_eq!(health["queue_depth"], 1);
 
     // A queued order that payment will refuse: it must not block the queue.
     let (status, _) = post_order(&client, &base, "o-1", 7).await?;
@@ -154,6 +165,11 @@ async fn orders_health_and_metrics_over_tcp() -> TestResult {
             .lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     };
+    assert_eq!(
+        value("payment_call_failures_total{reason=\"payment_refused\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
     assert_eq!(
         value("orders_total{result=\"completed\"}"),
         Some(2.0),

@@ -132,8 +132,8 @@ async fn queued_orders_survive_a_restart_and_drain_exactly_once() -> TestResult 
         .oneshot(net::get(&format!("{}/health", second_server.base_uri())))
         .await?;
     let health: serde_json::Value = serde_json::from_slice(response.body())?;
-    assert_eq!(health["status"], "ok");
-    assert_eq!(health["pending"], 0);
+    assert_eq!(health["status"], "healthy");
+    assert_eq!(health["queue_depth"], 0);
     assert_eq!(health["breaker"]["state"], "closed");
 
     second_server.shutdown().await;

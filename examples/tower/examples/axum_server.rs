@@ -20,12 +20,16 @@ use tower_cutout_examples::Flaky;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let breaker = cutout::CircuitBreaker::builder()
+    // Made once for the process and borrowed by every request (`leak`): axum clones the
+    // route's service per request, and with a `&'static` breaker that copies a pointer;
+    // no reference count is written per request.
+    let breaker: &'static cutout::CircuitBreaker = cutout::CircuitBreaker::builder()
         .name("quote-route")
         .failure_threshold(3)
         .open_duration(Duration::from_millis(500))
         .on_transition(|t| println!("    breaker: {t}"))
-        .build()?;
+        .build()?
+        .leak();
     let dependency = Flaky::default();
     let handler_dependency = dependency.clone();
     let app = Router::new()
@@ -43,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             }),
         )
         // 5xx and 429 are failures; a rejection is a 503 with Retry-After.
-        .layer(ServiceBuilder::new().http_circuit_breaker(breaker.clone()));
+        .layer(ServiceBuilder::new().http_circuit_breaker(breaker));
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

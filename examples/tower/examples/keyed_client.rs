@@ -9,11 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::http::StatusCode;
-use axum::routing::get;
 use bytes::Bytes;
-use cutout::{Listener, Transition};
 use cutout_keyed::KeyedBreakers;
 use http::Request;
 use http_body_util::Full;
@@ -24,51 +20,20 @@ use tower_cutout::error::{BoxError, Rejected};
 use tower_cutout::http::HttpClassifier;
 use tower_cutout::keyed::error::NoBreaker;
 use tower_cutout::keyed::{Authority, AuthorityKey, KeyedCircuitBreakerLayer};
-use tower_cutout_examples::Flaky;
-
-/// Prints every breaker's transitions, with the breaker's name (its host).
-struct Log;
-
-impl Listener for Log {
-    fn on_transition(&self, breaker: &str, t: &Transition) {
-        println!("    breaker {breaker}: {t}");
-    }
-
-    fn wants_call_events(&self) -> bool {
-        false
-    }
-}
-
-/// Starts an upstream on 127.0.0.1 that answers `GET /` from `flaky`; its address.
-async fn upstream(flaky: Flaky, name: &'static str) -> Result<std::net::SocketAddr, BoxError> {
-    let app = Router::new().route(
-        "/",
-        get(move || async move {
-            if flaky.hit() {
-                (StatusCode::SERVICE_UNAVAILABLE, format!("{name} down"))
-            } else {
-                (StatusCode::OK, format!("{name} ok"))
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(addr)
-}
+use tower_cutout_examples::{Flaky, PrintTransitions, flaky_upstream};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let (eu, us) = (Flaky::default(), Flaky::default());
-    let eu_addr = upstream(eu.clone(), "eu").await?;
-    let us_addr = upstream(us.clone(), "us").await?;
+    let eu_addr = flaky_upstream(eu.clone(), "eu").await?;
+    let us_addr = flaky_upstream(us.clone(), "us").await?;
 
     let hosts = Arc::new(
         KeyedBreakers::builder(
             cutout::CircuitBreaker::builder()
                 .failure_threshold(2)
                 .open_duration(Duration::from_millis(100))
-                .listener(Log),
+                .listener(PrintTransitions),
         )
         .capacity(64)
         .name_with(|host: &AuthorityKey| host.to_string())

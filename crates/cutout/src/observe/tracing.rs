@@ -1,9 +1,9 @@
-//! Events on [`tracing`](::tracing): transitions at INFO (WARN into open), rejections and
-//! probes at DEBUG, all with target `cutout`.
+//! Events on [`tracing`](::tracing): transitions at INFO (WARN into open), live
+//! reconfigurations at INFO, rejections and probes at DEBUG, all with target `cutout`.
 
 use crate::config::Builder;
 use crate::error::Rejected;
-use crate::listener::{Listener, Transition};
+use crate::listener::{Listener, Reconfigured, Transition};
 use crate::state::{Cause, State};
 
 /// The target of every event, for filters such as `RUST_LOG=cutout=debug`.
@@ -90,6 +90,16 @@ impl Listener for TracingListener {
         } else {
             transition!(::tracing::Level::INFO, "circuit breaker state changed");
         }
+    }
+
+    fn on_reconfigured(&self, breaker: &str, change: &Reconfigured) {
+        ::tracing::info!(
+            target: TARGET,
+            breaker,
+            generation = change.generation,
+            at_ms = millis(change.at),
+            "circuit breaker reconfigured"
+        );
     }
 
     fn on_rejected(&self, breaker: &str, rejection: &Rejected) {

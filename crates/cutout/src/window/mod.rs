@@ -457,8 +457,13 @@ impl Window {
     /// by time windows), after [`claim`](Self::claim) left it `claimed` (`Claim::Nothing`
     /// if it was not asked). `still_current` says whether `generation` is still the
     /// breaker's closed generation; it is asked before the window moves to a new epoch.
-    /// Returns the cause to trip for, if the window says so.
+    /// Returns the cause to trip for, if `judge` (the breaker's live rates, read after the
+    /// count landed) says so of the counts.
     #[inline]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the call path's inputs, passed in registers; a struct would be built per call"
+    )]
     pub(crate) fn record(
         &self,
         generation: u16,
@@ -466,6 +471,7 @@ impl Window {
         now: u64,
         claimed: Claim,
         counters: &Counters,
+        judge: impl FnOnce(Counts) -> Verdict,
         still_current: impl Fn() -> bool,
     ) -> Option<Cause> {
         let counts = match (claimed, &self.kind) {
@@ -479,7 +485,27 @@ impl Window {
                 }
             }
         };
-        match self.policy.judge(counts) {
+        match judge(counts) {
+            Verdict::Trip(cause) => Some(cause),
+            verdict => {
+                if let Kind::Time(w) = &self.kind {
+                    w.set_pending(verdict == Verdict::Pending);
+                }
+                None
+            }
+        }
+    }
+
+    /// Judges `generation`'s window at tick `now` under `rates` without a call: after the
+    /// rates change, what the window says now. Returns the cause to trip for, if any.
+    pub(crate) fn judge_now(
+        &self,
+        generation: u16,
+        now: u64,
+        counters: &Counters,
+        rates: &WindowPolicy,
+    ) -> Option<Cause> {
+        match rates.judge(self.counts(generation, now, counters)) {
             Verdict::Trip(cause) => Some(cause),
             verdict => {
                 if let Kind::Time(w) = &self.kind {
@@ -737,28 +763,75 @@ mod tests {
             Claim::Slot { epoch: 1, index: 0 }
         );
         let claimed = Claim::Slot { epoch: 1, index: 0 };
-        assert_eq!(w.record(0, S, 0, claimed, &k, || unreachable!()), None);
+        assert_eq!(
+            w.record(
+                0,
+                S,
+                0,
+                claimed,
+                &k,
+                |c| w.policy.judge(c),
+                || unreachable!()
+            ),
+            None
+        );
         assert_eq!(w.counts(0, 0, &k), counts(1, 0, 0));
         for index in 1..10 {
             let claimed = w.claim(0, false, no_clock, &k);
             assert_eq!(claimed, Claim::Slot { epoch: 1, index });
-            assert_eq!(w.record(0, S, 0, claimed, &k, || unreachable!()), None);
+            assert_eq!(
+                w.record(
+                    0,
+                    S,
+                    0,
+                    claimed,
+                    &k,
+                    |c| w.policy.judge(c),
+                    || unreachable!()
+                ),
+                None
+            );
         }
         // Slot 0 holds a success: the next success is settled by the claim (the count
         // window's own claim does the same, without a clock or the counters).
         assert_eq!(w.claim(0, false, no_clock, &k), Claim::Done);
         assert_eq!(w.claim_count(3, false), Claim::Nothing);
         assert_eq!(w.claim_count(0, false), Claim::Done);
-        assert_eq!(w.record(0, S, 0, Claim::Done, &k, || unreachable!()), None);
+        assert_eq!(
+            w.record(
+                0,
+                S,
+                0,
+                Claim::Done,
+                &k,
+                |c| w.policy.judge(c),
+                || unreachable!()
+            ),
+            None
+        );
         assert_eq!(w.counts(0, 0, &k), counts(10, 0, 0));
         // Those two claims took slots 0 and 1: the failure below lands in slot 2.
         // A failure in slot 2 of 10: below 50 %.
         let claimed = w.claim(0, true, no_clock, &k);
         assert_eq!(claimed, Claim::Slot { epoch: 1, index: 2 });
-        assert_eq!(w.record(0, F, 0, claimed, &k, || unreachable!()), None);
+        assert_eq!(
+            w.record(
+                0,
+                F,
+                0,
+                claimed,
+                &k,
+                |c| w.policy.judge(c),
+                || unreachable!()
+            ),
+            None
+        );
         assert_eq!(w.counts(0, 0, &k), counts(10, 1, 0));
         // A claim moves no window to a new generation; `record` does, when asked.
-        assert_eq!(w.record(3, F, 0, Claim::Nothing, &k, || true), None);
+        assert_eq!(
+            w.record(3, F, 0, Claim::Nothing, &k, |c| w.policy.judge(c), || true),
+            None
+        );
         assert_eq!(w.counts(3, 0, &k), counts(1, 1, 0));
 
         // With a slow-call rate the claim leaves everything to `record`, which needs the
@@ -784,7 +857,15 @@ mod tests {
         assert_eq!(w.claim_count(0, false), Claim::Nothing);
         assert_eq!(w.claim(0, true, || unreachable!(), &k), Claim::Nothing);
         assert_eq!(
-            w.record(0, S, 3, Claim::Nothing, &k, || unreachable!()),
+            w.record(
+                0,
+                S,
+                3,
+                Claim::Nothing,
+                &k,
+                |c| w.policy.judge(c),
+                || unreachable!()
+            ),
             None
         );
         // The same bucket: counted by the claim alone.
@@ -798,16 +879,40 @@ mod tests {
         // A success must then be judged (it brings the volume to five), so the claim
         // leaves it to `record`.
         assert_eq!(
-            w.record(0, F, 9, Claim::Nothing, &k, || unreachable!()),
+            w.record(
+                0,
+                F,
+                9,
+                Claim::Nothing,
+                &k,
+                |c| w.policy.judge(c),
+                || unreachable!()
+            ),
             None
         );
         assert_eq!(
-            w.record(0, F, 9, Claim::Nothing, &k, || unreachable!()),
+            w.record(
+                0,
+                F,
+                9,
+                Claim::Nothing,
+                &k,
+                |c| w.policy.judge(c),
+                || unreachable!()
+            ),
             None
         );
         assert_eq!(w.claim(0, false, || 9, &k), Claim::Nothing);
         assert_eq!(
-            w.record(0, S, 9, Claim::Nothing, &k, || unreachable!()),
+            w.record(
+                0,
+                S,
+                9,
+                Claim::Nothing,
+                &k,
+                |c| w.policy.judge(c),
+                || unreachable!()
+            ),
             Some(Cause::FailureRate {
                 failures: 2,
                 calls: 5
@@ -831,7 +936,15 @@ mod tests {
         // Not yet pointed at a bucket: left to `record`, which points it.
         assert!(!w.claim_own_success(0, || 3, local));
         assert_eq!(
-            w.record(0, S, 3, Claim::Nothing, &k, || unreachable!()),
+            w.record(
+                0,
+                S,
+                3,
+                Claim::Nothing,
+                &k,
+                |c| w.policy.judge(c),
+                || unreachable!()
+            ),
             None
         );
         assert!(w.claim_own_success(0, || 9, local));

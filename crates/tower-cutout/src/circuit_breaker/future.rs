@@ -10,27 +10,30 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 use crate::classify::Classify;
-use crate::recording::Recording;
+use crate::recording::{IntoRecorder, Recording};
 use crate::reject::Reject;
 
 pin_project! {
     /// The response future of the [`CircuitBreaker`](crate::CircuitBreaker) service: the
     /// inner service's future with the call's permit, or an already-failed rejection.
     ///
+    /// `P` is the call's permit: a [`cutout::OwnedPermit`] by default, a
+    /// `cutout::Permit<'static>` for a `&'static` breaker (see [`crate::handle`]).
+    ///
     /// The future owns the permit and records the outcome when the inner future finishes;
     /// dropping it before then (a cancelled call) gives the permit back as
     /// [`cutout::Outcome::Ignored`].
-    pub struct ResponseFuture<F, C, R> {
+    pub struct ResponseFuture<F, C, R, P = OwnedPermit> {
         #[pin]
-        inner: Recording<F, OwnedPermit, cutout::Rejected, C, R>,
+        inner: Recording<F, P, cutout::Rejected, C, R>,
     }
 }
 
-impl<F, C, R> ResponseFuture<F, C, R> {
+impl<F, C, R, P> ResponseFuture<F, C, R, P> {
     #[inline]
     pub(crate) fn called(
         future: F,
-        permit: OwnedPermit,
+        permit: P,
         slow_deadline: Option<Instant>,
         classifier: C,
         reject: R,
@@ -48,8 +51,9 @@ impl<F, C, R> ResponseFuture<F, C, R> {
     }
 }
 
-impl<F, Res, E, C, R> Future for ResponseFuture<F, C, R>
+impl<F, Res, E, C, R, P> Future for ResponseFuture<F, C, R, P>
 where
+    P: IntoRecorder,
     F: Future<Output = Result<Res, E>>,
     C: Classify<Res, E>,
     R: Reject<C::Response, E>,
@@ -64,7 +68,7 @@ where
     }
 }
 
-impl<F, C, R> fmt::Debug for ResponseFuture<F, C, R> {
+impl<F, C, R, P: fmt::Debug> fmt::Debug for ResponseFuture<F, C, R, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.inner, f)
     }

@@ -6,6 +6,7 @@ use tower_layer::Layer;
 
 use super::service::CircuitBreaker;
 use crate::classify::DefaultClassifier;
+use crate::handle::BreakerHandle;
 use crate::reject::RejectWithError;
 
 /// How often a service in backpressure mode looks at the breaker again while it waits, at
@@ -50,14 +51,18 @@ pub const DEFAULT_RECHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct CircuitBreakerLayer<C = DefaultClassifier, R = RejectWithError> {
-    pub(crate) config: Config<C, R>,
+pub struct CircuitBreakerLayer<
+    C = DefaultClassifier,
+    R = RejectWithError,
+    B = cutout::CircuitBreaker,
+> {
+    pub(crate) config: Config<C, R, B>,
 }
 
 /// The settings a layer hands to each service it makes.
 #[derive(Clone)]
-pub(crate) struct Config<C, R> {
-    pub(crate) breaker: cutout::CircuitBreaker,
+pub(crate) struct Config<C, R, B = cutout::CircuitBreaker> {
+    pub(crate) breaker: B,
     pub(crate) classifier: C,
     pub(crate) reject: R,
     pub(crate) slow_call_threshold: Option<Duration>,
@@ -65,9 +70,9 @@ pub(crate) struct Config<C, R> {
     pub(crate) recheck_interval: Duration,
 }
 
-impl<C, R> Config<C, R> {
+impl<C, R, B: BreakerHandle> Config<C, R, B> {
     pub(crate) fn debug(&self, d: &mut fmt::DebugStruct<'_, '_>) {
-        d.field("breaker", &self.breaker)
+        d.field("breaker", self.breaker.breaker())
             .field("classifier", &std::any::type_name::<C>())
             .field("reject", &std::any::type_name::<R>())
             .field("slow_call_threshold", &self.slow_call_threshold)
@@ -76,8 +81,8 @@ impl<C, R> Config<C, R> {
     }
 }
 
-impl Config<DefaultClassifier, RejectWithError> {
-    pub(crate) const fn new(breaker: cutout::CircuitBreaker) -> Self {
+impl<B> Config<DefaultClassifier, RejectWithError, B> {
+    pub(crate) const fn new(breaker: B) -> Self {
         Self {
             breaker,
             classifier: DefaultClassifier,
@@ -89,16 +94,23 @@ impl Config<DefaultClassifier, RejectWithError> {
     }
 }
 
-impl CircuitBreakerLayer {
+impl<B: BreakerHandle> CircuitBreakerLayer<DefaultClassifier, RejectWithError, B> {
     /// A layer whose services share `breaker` (and share it with anyone else holding a
     /// handle to it). Fail fast, `Err` is a failure, rejections are
     /// [`error::Rejected`](crate::error::Rejected) errors.
-    pub const fn new(breaker: cutout::CircuitBreaker) -> Self {
+    ///
+    /// `breaker` is a [`BreakerHandle`]: a `&'static cutout::CircuitBreaker` (from
+    /// [`cutout::CircuitBreaker::leak`] or a `static`) is the fast way, with no reference
+    /// count per request; a [`cutout::CircuitBreaker`] handle works everywhere else. See
+    /// [`crate::handle`].
+    pub const fn new(breaker: B) -> Self {
         Self {
             config: Config::new(breaker),
         }
     }
+}
 
+impl CircuitBreakerLayer {
     /// A layer with a new breaker built from `builder`, once, now; its services share it.
     pub fn from_builder(builder: Builder) -> Result<Self, ConfigError> {
         Ok(Self::new(builder.build()?))
@@ -114,16 +126,16 @@ impl CircuitBreakerLayer {
     }
 }
 
-impl<C, R> CircuitBreakerLayer<C, R> {
+impl<C, R, B: BreakerHandle> CircuitBreakerLayer<C, R, B> {
     /// The breaker the layer's services share.
     pub fn breaker(&self) -> &cutout::CircuitBreaker {
-        &self.config.breaker
+        self.config.breaker.breaker()
     }
 
     /// Classifies results with `classifier`: a closure
     /// `Fn(&Result<Response, Error>) -> cutout::Outcome`, or any
     /// [`Classify`](crate::classify::Classify) (such as the HTTP and gRPC classifiers).
-    pub fn classify<C2>(self, classifier: C2) -> CircuitBreakerLayer<C2, R> {
+    pub fn classify<C2>(self, classifier: C2) -> CircuitBreakerLayer<C2, R, B> {
         let c = self.config;
         CircuitBreakerLayer {
             config: Config {
@@ -138,7 +150,7 @@ impl<C, R> CircuitBreakerLayer<C, R> {
     }
 
     /// Turns rejections into the output `reject` makes (see [`crate::reject`]).
-    pub fn reject_with<R2>(self, reject: R2) -> CircuitBreakerLayer<C, R2> {
+    pub fn reject_with<R2>(self, reject: R2) -> CircuitBreakerLayer<C, R2, B> {
         let c = self.config;
         CircuitBreakerLayer {
             config: Config {
@@ -188,15 +200,15 @@ impl<C, R> CircuitBreakerLayer<C, R> {
     }
 }
 
-impl<S, C: Clone, R: Clone> Layer<S> for CircuitBreakerLayer<C, R> {
-    type Service = CircuitBreaker<S, C, R>;
+impl<S, C: Clone, R: Clone, B: BreakerHandle> Layer<S> for CircuitBreakerLayer<C, R, B> {
+    type Service = CircuitBreaker<S, C, R, B>;
 
     fn layer(&self, inner: S) -> Self::Service {
         CircuitBreaker::from_config(inner, self.config.clone())
     }
 }
 
-impl<C, R> fmt::Debug for CircuitBreakerLayer<C, R> {
+impl<C, R, B: BreakerHandle> fmt::Debug for CircuitBreakerLayer<C, R, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("CircuitBreakerLayer");
         self.config.debug(&mut d);

@@ -1,16 +1,16 @@
 use std::fmt;
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use cutout::{OwnedPermit, State};
+use cutout::State;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
 use super::layer::{CircuitBreakerLayer, Config};
 use crate::classify::{Classify, DefaultClassifier};
+use crate::handle::BreakerHandle;
 use crate::reject::{Reject, RejectWithError};
 
 /// A service guarded by a circuit breaker (a [`cutout::CircuitBreaker`]).
@@ -46,11 +46,14 @@ use crate::reject::{Reject, RejectWithError};
 /// # Ok(())
 /// # }
 /// ```
-pub struct CircuitBreaker<S, C = DefaultClassifier, R = RejectWithError> {
+pub struct CircuitBreaker<S, C = DefaultClassifier, R = RejectWithError, B = cutout::CircuitBreaker>
+where
+    B: BreakerHandle,
+{
     inner: S,
-    config: Config<C, R>,
+    config: Config<C, R, B>,
     /// The permit `poll_ready` took for the next `call` (a probe slot when half-open).
-    permit: Option<OwnedPermit>,
+    permit: Option<B::Permit>,
     /// The rejection `poll_ready` decided for the next `call` (fail fast). Never set
     /// together with `permit`.
     rejection: Option<cutout::Rejected>,
@@ -61,22 +64,25 @@ pub struct CircuitBreaker<S, C = DefaultClassifier, R = RejectWithError> {
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
-impl<S> CircuitBreaker<S> {
+impl<S, B: BreakerHandle> CircuitBreaker<S, DefaultClassifier, RejectWithError, B> {
     /// Wraps `inner`, sharing `breaker` with every other holder of a handle to it. Fail
     /// fast, `Err` is a failure, rejections are [`error::Rejected`](crate::error::Rejected)
-    /// errors; use a [`CircuitBreakerLayer`] for the other settings.
-    pub fn new(inner: S, breaker: cutout::CircuitBreaker) -> Self {
+    /// errors; use a [`CircuitBreakerLayer`] for the other settings. A
+    /// `&'static cutout::CircuitBreaker` is the fast handle (see [`crate::handle`]).
+    pub fn new(inner: S, breaker: B) -> Self {
         Self::from_config(inner, Config::new(breaker))
     }
+}
 
+impl<S> CircuitBreaker<S> {
     /// A layer sharing `breaker`; see [`CircuitBreakerLayer::new`].
     pub const fn layer(breaker: cutout::CircuitBreaker) -> CircuitBreakerLayer {
         CircuitBreakerLayer::new(breaker)
     }
 }
 
-impl<S, C, R> CircuitBreaker<S, C, R> {
-    pub(crate) fn from_config(inner: S, config: Config<C, R>) -> Self {
+impl<S, C, R, B: BreakerHandle> CircuitBreaker<S, C, R, B> {
+    pub(crate) fn from_config(inner: S, config: Config<C, R, B>) -> Self {
         Self {
             inner,
             config,
@@ -89,7 +95,7 @@ impl<S, C, R> CircuitBreaker<S, C, R> {
 
     /// The breaker this service shares.
     pub fn breaker(&self) -> &cutout::CircuitBreaker {
-        &self.config.breaker
+        self.config.breaker.breaker()
     }
 
     /// The inner service.
@@ -110,7 +116,7 @@ impl<S, C, R> CircuitBreaker<S, C, R> {
     /// In backpressure mode: how long to wait before asking the breaker, if it would
     /// reject now. Reads the state without asking for a permit (no rejection is counted).
     fn wait_time(&self) -> Option<Duration> {
-        let breaker = &self.config.breaker;
+        let breaker = self.config.breaker.breaker();
         let recheck = self.config.recheck_interval;
         match breaker.state() {
             State::Closed | State::ForcedClosed => None,
@@ -125,44 +131,26 @@ impl<S, C, R> CircuitBreaker<S, C, R> {
     /// Sleeps `wait`; `Ready` when the time has come. `None` when there is no tokio
     /// runtime to sleep on.
     fn poll_sleep(&mut self, cx: &mut Context<'_>, wait: Duration) -> Option<Poll<()>> {
-        let deadline = Instant::now()
-            .checked_add(wait.max(Duration::from_millis(1)))
-            .unwrap_or_else(far_future);
-        let sleep = match &mut self.sleep {
-            Some(sleep) => {
-                sleep.as_mut().reset(deadline);
-                sleep
-            }
-            None => {
-                tokio::runtime::Handle::try_current().ok()?;
-                self.sleep
-                    .insert(Box::pin(tokio::time::sleep_until(deadline)))
-            }
-        };
-        Some(sleep.as_mut().poll(cx))
+        crate::wake::poll_sleep(&mut self.sleep, cx, wait)
     }
 }
 
-/// A deadline no wait reaches (about 30 years), as tokio uses for "never".
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
-}
-
-impl<S, C, R, Req> Service<Req> for CircuitBreaker<S, C, R>
+impl<S, C, R, B, Req> Service<Req> for CircuitBreaker<S, C, R, B>
 where
     S: Service<Req>,
+    B: BreakerHandle,
     C: Classify<S::Response, S::Error> + Clone,
     R: Reject<C::Response, S::Error> + Clone,
 {
     type Response = C::Response;
     type Error = R::Error;
-    type Future = ResponseFuture<S::Future, C, R>;
+    type Future = ResponseFuture<S::Future, C, R, B::Permit>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // The hot path: nothing reserved, fail fast.
         if self.permit.is_none() && self.rejection.is_none() && !self.config.backpressure {
-            match self.config.breaker.try_acquire_owned() {
+            match self.config.breaker.acquire() {
                 Ok(permit) => {
                     self.permit = Some(permit);
                     return self.poll_inner(cx);
@@ -201,7 +189,7 @@ where
     }
 }
 
-impl<S, C, R> CircuitBreaker<S, C, R> {
+impl<S, C, R, B: BreakerHandle> CircuitBreaker<S, C, R, B> {
     /// Polls the inner service with a permit reserved.
     #[inline]
     fn poll_inner<Req, E>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), R::Error>>
@@ -241,7 +229,10 @@ impl<S, C, R> CircuitBreaker<S, C, R> {
                 // The inner service was not ready last time. If the circuit has opened
                 // since, the permit is stale: give it back and ask again.
                 if self.ready
-                    || !matches!(self.config.breaker.state(), State::Open | State::ForcedOpen)
+                    || !matches!(
+                        self.config.breaker.breaker().state(),
+                        State::Open | State::ForcedOpen
+                    )
                 {
                     return self.poll_inner(cx);
                 }
@@ -257,7 +248,7 @@ impl<S, C, R> CircuitBreaker<S, C, R> {
                     }
                 }
             }
-            match self.config.breaker.try_acquire_owned() {
+            match self.config.breaker.acquire() {
                 Ok(permit) => {
                     self.permit = Some(permit);
                     return self.poll_inner(cx);
@@ -283,7 +274,7 @@ impl<S, C, R> CircuitBreaker<S, C, R> {
     /// The already-failed response future for `rejection`.
     #[cold]
     #[inline(never)]
-    fn rejected<F>(&self, rejection: cutout::Rejected) -> ResponseFuture<F, C, R>
+    fn rejected<F>(&self, rejection: cutout::Rejected) -> ResponseFuture<F, C, R, B::Permit>
     where
         C: Clone,
         R: Clone,
@@ -298,13 +289,13 @@ impl<S, C, R> CircuitBreaker<S, C, R> {
     /// `call` without `poll_ready`: asks the breaker now.
     #[cold]
     #[inline(never)]
-    fn call_unreserved<Req>(&mut self, request: Req) -> ResponseFuture<S::Future, C, R>
+    fn call_unreserved<Req>(&mut self, request: Req) -> ResponseFuture<S::Future, C, R, B::Permit>
     where
         S: Service<Req>,
         C: Clone,
         R: Clone,
     {
-        match self.config.breaker.try_acquire_owned() {
+        match self.config.breaker.acquire() {
             Ok(permit) => {
                 let slow_deadline = match self.config.slow_call_threshold {
                     None => None,
@@ -323,14 +314,14 @@ impl<S, C, R> CircuitBreaker<S, C, R> {
     }
 }
 
-impl<S: Clone, C: Clone, R: Clone> Clone for CircuitBreaker<S, C, R> {
+impl<S: Clone, C: Clone, R: Clone, B: BreakerHandle> Clone for CircuitBreaker<S, C, R, B> {
     /// A clone shares the breaker; it has no reservation of its own yet.
     fn clone(&self) -> Self {
         Self::from_config(self.inner.clone(), self.config.clone())
     }
 }
 
-impl<S: fmt::Debug, C, R> fmt::Debug for CircuitBreaker<S, C, R> {
+impl<S: fmt::Debug, C, R, B: BreakerHandle> fmt::Debug for CircuitBreaker<S, C, R, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("CircuitBreaker");
         d.field("inner", &self.inner);

@@ -64,8 +64,10 @@ mod authority {
     ///   no key: it passes through unprotected, unless a [`fallback`](Self::fallback) key is
     ///   set, whose breaker then guards every such request.
     ///
-    /// Keys taken from a server's requests are chosen by clients: keep the registry's default
-    /// (DoS-resistant) hasher; its capacity bounds the memory whatever they send.
+    /// Keys taken from a server's requests are chosen by clients: the registry's capacity
+    /// bounds the memory whatever they send, and its default hasher is seeded at random; for
+    /// SipHash's stronger resistance to chosen collisions, build the registry with
+    /// `.hasher(std::hash::RandomState::new())`.
     ///
     /// ```
     /// use http::Request;
@@ -119,8 +121,8 @@ mod authority {
     /// user info, without the scheme's default port.
     ///
     /// It holds an [`http::uri::Authority`] (taken from a request, a reference count, no
-    /// copy) and hashes its bytes in one write, so a lookup with the default SipHash hasher
-    /// costs about what a `&str` key's does.
+    /// copy) and hashes its bytes in one write, so a lookup costs about what a `&str` key's
+    /// does.
     ///
     /// ```
     /// use tower_cutout::keyed::AuthorityKey;

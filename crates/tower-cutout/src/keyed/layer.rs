@@ -1,4 +1,4 @@
-use std::collections::hash_map::RandomState;
+use cutout_keyed::DefaultHashBuilder;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
@@ -53,7 +53,7 @@ pub struct KeyedCircuitBreakerLayer<
     X,
     C = DefaultClassifier,
     R = RejectWithError,
-    H = RandomState,
+    H = DefaultHashBuilder,
 > {
     pub(crate) config: Config<K, X, C, R, H>,
 }

@@ -1,4 +1,4 @@
-use std::collections::hash_map::RandomState;
+use cutout_keyed::DefaultHashBuilder;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
@@ -52,8 +52,14 @@ use crate::reject::RejectWithError;
 /// # Ok(())
 /// # }
 /// ```
-pub struct KeyedCircuitBreaker<S, K, X, C = DefaultClassifier, R = RejectWithError, H = RandomState>
-{
+pub struct KeyedCircuitBreaker<
+    S,
+    K,
+    X,
+    C = DefaultClassifier,
+    R = RejectWithError,
+    H = DefaultHashBuilder,
+> {
     inner: S,
     config: Config<K, X, C, R, H>,
 }
