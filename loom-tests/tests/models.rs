@@ -798,6 +798,38 @@ fn count_window_cursor_wraps_under_racing_calls() {
     });
 }
 
+/// A fleet's remote hold (`hold_open`) races a local failure that trips the breaker: exactly
+/// one transition into open, whoever wins, and the loser changes nothing (a failure admitted
+/// before the hold is stale; one admitted after is rejected).
+#[test]
+fn remote_hold_races_a_local_trip() {
+    loom::model(|| {
+        let f = Fixture::new(|b| b.failure_threshold(1));
+        let breaker = f.breaker.clone();
+        let remote = thread::spawn(move || breaker.hold_open(OPEN));
+        let breaker = f.breaker.clone();
+        let local = thread::spawn(move || breaker.call(|| Err::<(), _>(())));
+        let held = remote.join().expect("no model thread panics");
+        let called = local.join().expect("no model thread panics");
+        let edges = f.log.edges();
+        assert_eq!(edges.len(), 1, "{edges:?}");
+        let (from, to, cause) = edges[0];
+        assert_eq!((from, to), (State::Closed, State::Open));
+        match cause {
+            // The hold won; the failure was stale or rejected.
+            Cause::Remote => assert!(held),
+            // The trip won; the hold only lengthened the open time, or found it long enough.
+            Cause::ConsecutiveFailures { failures: 1 } => {
+                assert_eq!(called, Err(CallError::Inner(())))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let s = f.settled(1);
+        assert_eq!(s.trips, 1);
+        assert_eq!(s.state, State::Open);
+    });
+}
+
 /// A live reconfiguration races two half-open probes and a failure count. Thread A lowers
 /// the failure threshold from 3 to 2 and the probe limit from 2 to 1; threads B and C
 /// each ask for a probe of a half-open period. Whatever the order, each decision is made

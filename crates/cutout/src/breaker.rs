@@ -284,6 +284,47 @@ impl CircuitBreaker {
         self.shared.command(Command::ForceClosed);
     }
 
+    /// Holds the circuit open for `hold` from now, on a signal from outside this breaker
+    /// (another instance's trip, relayed by the `cutout-fleet` crate), capped at the
+    /// breaker's own base open duration.
+    ///
+    /// A closed circuit trips open (one transition, cause [`Cause::Remote`], generation
+    /// bumped so permits out become stale); an open one ends its open time no sooner than
+    /// `now + hold` (no transition). It never closes a circuit, never shortens an open time,
+    /// and leaves half-open (recovery follows the breaker's own probes) and the forced
+    /// states alone. One compare-exchange loop, like every transition; the call path is
+    /// unchanged. Returns whether the state word changed.
+    ///
+    /// ```
+    /// use cutout::{CircuitBreaker, ManualClock, State};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder()
+    ///     .open_duration(Duration::from_secs(10))
+    ///     .build_with_clock(clock.clone())?;
+    /// assert!(breaker.hold_open(Duration::from_secs(60)));
+    /// assert_eq!(breaker.state(), State::Open);
+    /// // Capped at the breaker's own open duration.
+    /// assert_eq!(breaker.retry_after(), Some(Duration::from_secs(10)));
+    /// # Ok::<(), cutout::ConfigError>(())
+    /// ```
+    pub fn hold_open(&self, hold: Duration) -> bool {
+        let hold = duration_to_ticks(hold).min(self.shared.policy.load().open.base_ticks);
+        if hold == 0 {
+            return false;
+        }
+        let now = self.shared.now_ticks();
+        let until = now.saturating_add(hold);
+        let (cause, prev, written) = self
+            .shared
+            .update(self.shared.load(), |s| state::hold_open(s, until));
+        if let (Some(cause), Some(next)) = (cause, written) {
+            self.shared.transitioned(prev, next, cause, now);
+        }
+        written.is_some()
+    }
+
     /// Closes the circuit with a clean slate: no failures, no backoff. Ends a forced state.
     pub fn reset(&self) {
         self.shared.command(Command::Reset);

@@ -381,6 +381,10 @@ pub enum Cause {
     ForcedClosed,
     /// Any state -> closed, by [`reset`](crate::CircuitBreaker::reset).
     Reset,
+    /// Closed -> open, held open from outside the breaker by
+    /// [`hold_open`](crate::CircuitBreaker::hold_open): another instance's trip signal (the
+    /// `cutout-fleet` crate), not this breaker's own evidence.
+    Remote,
 }
 
 impl Cause {
@@ -398,6 +402,7 @@ impl Cause {
             Cause::ForcedOpen => "forced_open",
             Cause::ForcedClosed => "forced_closed",
             Cause::Reset => "reset",
+            Cause::Remote => "remote",
         }
     }
 }
@@ -766,6 +771,25 @@ pub(crate) fn command(s: Snapshot, c: Command) -> (Option<Cause>, Option<Snapsho
     )
 }
 
+/// A hold from outside (a fleet's trip signal) until tick `until`: closed -> open with
+/// that deadline (a transition, [`Cause::Remote`]), or an open period made to end no sooner
+/// than `until` (no transition). It never closes a circuit, never shortens an open time, and
+/// leaves half-open (the breaker's own probes decide) and the forced states alone.
+pub(crate) fn hold_open(s: Snapshot, until: u64) -> (Option<Cause>, Option<Snapshot>) {
+    let until = until.min(MAX_TICK);
+    match s.state() {
+        State::Closed => (
+            Some(Cause::Remote),
+            Some(
+                Snapshot::new(State::Open, s.next_generation(), s.backoff())
+                    .with_deadline_bits(until),
+            ),
+        ),
+        State::Open if s.deadline_bits() < until => (None, Some(s.with_deadline_bits(until))),
+        _ => (None, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1004,6 +1028,46 @@ mod tests {
         // Ignored probes count for nothing.
         let (_, next) = record(half(4, 2), 9, Outcome::Ignored, 10, &p);
         assert_eq!(next, Some(half(4, 1)));
+    }
+
+    proptest! {
+        /// A hold from outside only opens a closed word or lengthens an open one: it never
+        /// closes, never shortens, and leaves half-open and the forced states alone.
+        #[test]
+        fn hold_open_only_opens_or_lengthens(
+            state in 0u64..5,
+            generation in 0u16..=GENERATION_MASK,
+            backoff in 0u32..=MAX_BACKOFF,
+            payload in any::<u64>(),
+            until in any::<u64>(),
+        ) {
+            let s = Snapshot::new(State::from_bits(state), generation, backoff)
+                .with_deadline_bits(payload);
+            let (cause, next) = hold_open(s, until);
+            match (s.state(), next) {
+                (State::Closed, Some(n)) => {
+                    prop_assert_eq!(cause, Some(Cause::Remote));
+                    prop_assert_eq!(n.state(), State::Open);
+                    prop_assert_eq!(n.generation(), s.next_generation());
+                    prop_assert_eq!(n.backoff(), s.backoff());
+                    prop_assert_eq!(n.deadline(), Some(until.min(MAX_TICK)));
+                }
+                (State::Open, Some(n)) => {
+                    prop_assert_eq!(cause, None);
+                    prop_assert_eq!(n.generation(), s.generation());
+                    prop_assert!(n.deadline_bits() > s.deadline_bits());
+                    prop_assert_eq!(n.deadline(), Some(until.min(MAX_TICK)));
+                }
+                (State::Open, None) => {
+                    prop_assert_eq!(cause, None);
+                    prop_assert!(s.deadline_bits() >= until.min(MAX_TICK));
+                }
+                (_, next) => {
+                    prop_assert_eq!(cause, None);
+                    prop_assert_eq!(next, None);
+                }
+            }
+        }
     }
 
     proptest! {

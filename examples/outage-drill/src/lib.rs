@@ -36,6 +36,7 @@
 //! | [`queue`] | the durable queue (redb) |
 //! | [`load`] | the fixed-rate load generator |
 //! | [`drill`] | one run, without or with the breaker |
+//! | [`fleet`] | `outage-drill fleet`: several instances, without and with the trip signal over Redis |
 //! | [`report`] | the before/after table and the SVG timeline |
 //! | [`net`] | serving and calling over TCP or in-memory pipes |
 //! | [`serve`] | `serve payment` / `serve orders`: the services as long-lived processes |
@@ -53,6 +54,7 @@
 
 pub mod cli;
 pub mod drill;
+pub mod fleet;
 pub mod load;
 pub mod load_run;
 pub mod net;

@@ -106,6 +106,20 @@ pub async fn run(
     origin: Instant,
     tally: Arc<Tally>,
 ) -> Vec<OrderRecord> {
+    run_with_ids(client, orders_uri, plan, origin, tally, order_id).await
+}
+
+/// [`run`], with the `n`-th order's id from `ids` (several order services sharing one
+/// payment service need ids of their own).
+pub async fn run_with_ids(
+    client: HttpClient,
+    orders_uri: &str,
+    plan: LoadPlan,
+    origin: Instant,
+    tally: Arc<Tally>,
+    ids: impl Fn(u64) -> String + Send + Sync + 'static,
+) -> Vec<OrderRecord> {
+    let ids = Arc::new(ids);
     let total = plan.orders();
     let uri: Arc<str> = Arc::from(format!("{}/orders", orders_uri.trim_end_matches('/')));
     let period = Duration::from_secs(1) / plan.rate.max(1);
@@ -118,8 +132,9 @@ pub async fn run(
         let client = client.clone();
         let uri = uri.clone();
         let tally = tally.clone();
+        let ids = ids.clone();
         sent.spawn(async move {
-            let order_id = order_id(n);
+            let order_id = ids(n);
             let request = order_request(&uri, &order_id, n);
             let start = Instant::now();
             tally.sent.fetch_add(1, Ordering::Relaxed);

@@ -34,6 +34,9 @@ struct Cli {
 enum Command {
     /// Run the drill without, then with, the breaker; print the table, write the timeline.
     Drill(DrillArgs),
+    /// Several order-service instances against one payment service, without and with the
+    /// fleet's trip signal over a real Redis; print the table, write a timeline per size.
+    Fleet(outage_drill::fleet::FleetArgs),
     /// Run the payment or the order service as a process on 127.0.0.1, until Ctrl-C.
     Serve {
         #[command(subcommand)]
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Command::Drill(args) => args,
+        Command::Fleet(args) => return outage_drill::fleet::main(args),
         Command::Serve { service } => return outage_drill::serve::main(service),
         Command::Load(args) => return outage_drill::load_run::main(args),
     };
