@@ -35,7 +35,7 @@
 //! `fetch_add` (loom models threads of its own, and the per-thread ids are plain
 //! thread-locals it cannot see).
 
-use crate::state::Outcome;
+use crate::outcome::Outcome;
 use crate::sync::{AtomicU64, Ordering};
 
 #[cfg(cutout_loom)]

@@ -158,6 +158,7 @@ mod counters;
 mod error;
 mod listener;
 pub mod observe;
+mod outcome;
 pub mod state;
 mod sync;
 pub mod window;

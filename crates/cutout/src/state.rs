@@ -53,6 +53,8 @@
 use std::fmt;
 use std::time::Duration;
 
+pub use crate::outcome::{Cause, Outcome};
+
 /// One tick of the breaker's clock.
 pub const TICK: Duration = Duration::from_millis(1);
 
@@ -60,6 +62,8 @@ pub(crate) const STATE_SHIFT: u32 = 0;
 pub(crate) const STATE_WIDTH: u32 = 3;
 pub(crate) const GENERATION_SHIFT: u32 = STATE_SHIFT + STATE_WIDTH;
 pub(crate) const GENERATION_WIDTH: u32 = 10;
+// The window tells apart the generations this field holds, and holds every tick.
+const _: () = assert!(GENERATION_WIDTH == crate::window::GENERATION_BITS);
 pub(crate) const BACKOFF_SHIFT: u32 = GENERATION_SHIFT + GENERATION_WIDTH;
 pub(crate) const BACKOFF_WIDTH: u32 = 5;
 pub(crate) const PAYLOAD_SHIFT: u32 = BACKOFF_SHIFT + BACKOFF_WIDTH;
@@ -90,6 +94,7 @@ const fn mask(width: u32) -> u64 {
 
 /// The last tick the clock can express (about 34.8 years of uptime); the clock saturates here.
 pub const MAX_TICK: u64 = mask(DEADLINE_WIDTH);
+const _: () = assert!(MAX_TICK <= crate::window::MAX_TICK_HELD);
 /// The largest number of half-open probes the word can count.
 pub const MAX_PROBES: u32 = mask(PROBES_WIDTH) as u32;
 /// The largest backoff step the word keeps.
@@ -319,115 +324,6 @@ impl fmt::Debug for Snapshot {
             State::ForcedOpen => &mut d,
         };
         d.field("raw", &format_args!("{:#018x}", self.0)).finish()
-    }
-}
-
-/// What caused a transition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Cause {
-    /// Closed -> open: `failures` consecutive failures reached the threshold.
-    ConsecutiveFailures {
-        /// The consecutive failures counted, equal to the threshold.
-        failures: u32,
-    },
-    /// Open -> half-open: the open time ended and a call arrived.
-    OpenTimeElapsed,
-    /// Half-open -> closed: `successes` probes succeeded.
-    ProbesSucceeded {
-        /// The probe successes counted, equal to the success threshold.
-        successes: u32,
-    },
-    /// Half-open -> open: a probe failed.
-    ProbeFailed {
-        /// The backoff step of the new open period (1 for the first re-open).
-        backoff: u32,
-    },
-    /// Half-open -> half-open: every probe slot was taken and no probe reported for a whole
-    /// probe lease, so the probes still out were given up (their late results are stale) and
-    /// a new half-open period began.
-    ProbeLeaseExpired {
-        /// The probes given up.
-        probes_lost: u32,
-    },
-    /// Closed -> open: the failure rate in the sliding window reached its threshold (see
-    /// [`Builder::failure_rate`](crate::Builder::failure_rate)).
-    FailureRate {
-        /// The failures in the window.
-        failures: u32,
-        /// The calls in the window (at least the minimum volume).
-        calls: u32,
-    },
-    /// Closed -> open: the share of slow calls in the sliding window reached its threshold
-    /// (see [`Builder::slow_call_rate`](crate::Builder::slow_call_rate)).
-    SlowCallRate {
-        /// The slow calls in the window.
-        slow: u32,
-        /// The calls in the window (at least the minimum volume).
-        calls: u32,
-    },
-    /// Half-open -> closed: enough probes of the half-open period succeeded for the
-    /// half-open success rate (see
-    /// [`Builder::half_open_success_rate`](crate::Builder::half_open_success_rate)).
-    ProbeSuccessRate {
-        /// The probe successes, the fewest that reach the rate.
-        successes: u32,
-        /// The probe failures in the same period (fewer than would miss the rate).
-        failures: u32,
-    },
-    /// Any state -> forced open, by [`force_open`](crate::CircuitBreaker::force_open).
-    ForcedOpen,
-    /// Any state -> forced closed, by [`force_closed`](crate::CircuitBreaker::force_closed).
-    ForcedClosed,
-    /// Any state -> closed, by [`reset`](crate::CircuitBreaker::reset).
-    Reset,
-    /// Closed -> open, held open from outside the breaker by
-    /// [`hold_open`](crate::CircuitBreaker::hold_open): another instance's trip signal (the
-    /// `cutout-fleet` crate), not this breaker's own evidence.
-    Remote,
-}
-
-impl Cause {
-    /// A lowercase name, stable for use as a metric label.
-    pub const fn as_str(&self) -> &'static str {
-        match self {
-            Cause::ConsecutiveFailures { .. } => "consecutive_failures",
-            Cause::OpenTimeElapsed => "open_time_elapsed",
-            Cause::ProbesSucceeded { .. } => "probes_succeeded",
-            Cause::ProbeFailed { .. } => "probe_failed",
-            Cause::ProbeLeaseExpired { .. } => "probe_lease_expired",
-            Cause::FailureRate { .. } => "failure_rate",
-            Cause::SlowCallRate { .. } => "slow_call_rate",
-            Cause::ProbeSuccessRate { .. } => "probe_success_rate",
-            Cause::ForcedOpen => "forced_open",
-            Cause::ForcedClosed => "forced_closed",
-            Cause::Reset => "reset",
-            Cause::Remote => "remote",
-        }
-    }
-}
-
-/// The outcome of a call, as the caller classifies it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// The call succeeded: resets the failure count (closed), counts toward closing
-    /// (half-open).
-    Success,
-    /// The call failed: counts toward a trip (closed), re-opens (half-open).
-    Failure,
-    /// Neither: the slot is released and nothing is counted toward any threshold. Cancelled
-    /// calls (a permit dropped without an outcome) are ignored.
-    Ignored,
-}
-
-impl Outcome {
-    /// A lowercase name, stable for use as a metric label.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::Failure => "failure",
-            Outcome::Ignored => "ignored",
-        }
     }
 }
 

@@ -95,11 +95,13 @@
 mod count;
 mod time;
 
+pub(crate) use time::MAX_TICK_HELD;
+
 use std::fmt;
 use std::time::Duration;
 
 use crate::counters::{Counters, LocalCount};
-use crate::state::Cause;
+use crate::outcome::Cause;
 use crate::sync::{AtomicU64, Ordering};
 
 pub(crate) use count::CountWindow;
@@ -552,7 +554,10 @@ pub(crate) struct Control {
     word: AtomicU64,
 }
 
-const GENERATION_BITS: u32 = crate::state::GENERATION_WIDTH;
+/// The closed generations the window tells apart: as many as the state word's generation
+/// field holds (`state` asserts the two widths are equal; the window names nothing of the
+/// state machine's).
+pub(crate) const GENERATION_BITS: u32 = 10;
 const GENERATION_MASK: u64 = (1 << GENERATION_BITS) - 1;
 
 impl Control {

@@ -54,7 +54,6 @@ const COUNT_MASK: u64 = (1 << COUNT_WIDTH) - 1;
 const STAMP_MASK: u64 = (1 << STAMP_WIDTH) - 1;
 /// Counts saturate here.
 pub(crate) const MAX_BUCKET_COUNT: u64 = COUNT_MASK;
-const _: () = assert!(crate::state::MAX_TICK < 1 << (STAMP_WIDTH - 1));
 
 #[derive(Debug, Default)]
 struct Bucket {
@@ -94,8 +93,14 @@ const HINT_INDEX_MASK: u64 = (1 << HINT_INDEX_WIDTH) - 1;
 const HINT_PENDING: u64 = 1 << HINT_INDEX_WIDTH;
 const HINT_TINDEX_SHIFT: u32 = HINT_INDEX_WIDTH + 1;
 const _: () = assert!(super::MAX_WINDOW_BUCKETS as u64 <= 1 << HINT_INDEX_WIDTH);
-// `tick / width` is at most `MAX_TICK`: it fits above the index and the pending bit.
-const _: () = assert!(crate::state::MAX_TICK < 1 << (64 - HINT_TINDEX_SHIFT));
+/// The largest tick a time window holds: a stamp keeps a spare top bit, and `tick / width`
+/// fits above the hint's index and pending bit. The state word's ticks end below it
+/// (`state` asserts it).
+pub(crate) const MAX_TICK_HELD: u64 = {
+    let stamp = (1u64 << (STAMP_WIDTH - 1)) - 1;
+    let hint = (1u64 << (64 - HINT_TINDEX_SHIFT)) - 1;
+    if stamp < hint { stamp } else { hint }
+};
 
 /// Where a call at a given tick goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -386,17 +391,12 @@ mod tests {
         let w = TimeWindow::new(1, 10);
         let k = Counters::new();
         assert_eq!(w.record(1, F, 3, &k), Some(c(1, 1, 0)));
-        for now in [
-            13,
-            1 << 20,
-            crate::state::MAX_TICK - 20,
-            crate::state::MAX_TICK,
-        ] {
+        for now in [13, 1 << 20, MAX_TICK_HELD - 20, MAX_TICK_HELD] {
             assert_eq!(w.counts(1, now, &k), c(0, 0, 0), "{now}");
             assert_eq!(w.record(1, F, now, &k), Some(c(1, 1, 0)), "{now}");
         }
         // The clock stands still at its edge: calls accumulate in one bucket, saturating.
-        assert_eq!(w.record(1, F, crate::state::MAX_TICK, &k), Some(c(2, 2, 0)));
+        assert_eq!(w.record(1, F, MAX_TICK_HELD, &k), Some(c(2, 2, 0)));
     }
 
     #[test]
