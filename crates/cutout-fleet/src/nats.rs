@@ -92,17 +92,19 @@ impl Transport for NatsTransport {
                 .subscribe(self.subject.clone())
                 .await
                 .map_err(TransportError::new)?;
-            // The subscription is live once the server has it: a flush is a round trip
-            // after the SUB, so a message published from elsewhere after this returns is seen.
-            client.flush().await.map_err(TransportError::new)?;
+            // The subscription is live once the server has it: a round trip after the SUB,
+            // so a message published from elsewhere after this returns is seen.
+            round_trip(&client).await?;
             let payloads = subscriber.map(|message| Incoming::Payload(message.payload.to_vec()));
             let links = match self.links.lock().await.take() {
-                // The client says "connected" before it has sent the subscriptions again;
-                // a flush behind them makes "link up" mean the server has them.
+                // The client says "connected" before the server has the subscriptions it
+                // sends again; a round trip behind them makes "link up" mean it has them.
                 Some(rx) => futures::stream::unfold((rx, client), |(mut rx, client)| async move {
                     let up = rx.recv().await?;
                     if up {
-                        let _ = client.flush().await;
+                        // Bounded: the server may go away again before the echo comes back,
+                        // and the link's next event must not wait behind it.
+                        let _ = tokio::time::timeout(ROUND_TRIP_LIMIT, round_trip(&client)).await;
                     }
                     Some((Incoming::Link(up), (rx, client)))
                 })
@@ -128,5 +130,31 @@ impl Transport for NatsTransport {
                 .map_err(TransportError::new)?;
             client.flush().await.map_err(TransportError::new)
         })
+    }
+}
+
+/// How long the round trip after a reconnect may take before the link is reported up anyway.
+const ROUND_TRIP_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Returns once the server has processed everything this client sent before: a message to
+/// a private inbox, published after those operations on the same connection, has come back.
+/// (`Client::flush` only writes the client's buffer to the socket: on a busy machine the
+/// server may read another client's publish before this client's subscription.)
+async fn round_trip(client: &async_nats::Client) -> Result<(), TransportError> {
+    let inbox = client.new_inbox();
+    let mut echo = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(TransportError::new)?;
+    client
+        .publish(inbox, Vec::new().into())
+        .await
+        .map_err(TransportError::new)?;
+    client.flush().await.map_err(TransportError::new)?;
+    match echo.next().await {
+        Some(_) => Ok(()),
+        None => Err(TransportError::new(
+            "nats subscription closed before its round trip",
+        )),
     }
 }
