@@ -147,17 +147,19 @@ impl Guardrail {
         if mine == 0 {
             return false;
         }
-        let mut ejected: Vec<u64> = endpoints
+        // Order numbers are unique: `mine` is among the `over` least recently ejected when
+        // fewer than `over` ejections came before it (a count, no list to allocate or sort).
+        let (mut ejected, mut earlier) = (0usize, 0usize);
+        for at in endpoints
             .iter()
             .map(|e| e.ejected_at.load(Ordering::Acquire))
-            .filter(|&at| at != 0)
-            .collect();
-        let over = ejected.len().saturating_sub(self.allowed(endpoints.len()));
-        if over == 0 {
-            return false;
+        {
+            if at != 0 {
+                ejected += 1;
+                earlier += usize::from(at < mine);
+            }
         }
-        ejected.sort_unstable();
-        mine <= ejected[over - 1]
+        earlier < ejected.saturating_sub(self.allowed(endpoints.len()))
     }
 
     fn wake_ejected(endpoints: &[Arc<Endpoint>]) {
