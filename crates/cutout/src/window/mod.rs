@@ -487,15 +487,7 @@ impl Window {
                 }
             }
         };
-        match judge(counts) {
-            Verdict::Trip(cause) => Some(cause),
-            verdict => {
-                if let Kind::Time(w) = &self.kind {
-                    w.set_pending(verdict == Verdict::Pending);
-                }
-                None
-            }
-        }
+        self.follow(judge(counts))
     }
 
     /// Judges `generation`'s window at tick `now` under `rates` without a call: after the
@@ -507,7 +499,14 @@ impl Window {
         counters: &Counters,
         rates: &WindowPolicy,
     ) -> Option<Cause> {
-        match rates.judge(self.counts(generation, now, counters)) {
+        self.follow(rates.judge(self.counts(generation, now, counters)))
+    }
+
+    /// Acts on a verdict: the cause to trip for, if any; otherwise a time window notes
+    /// whether a trip is pending.
+    #[inline]
+    fn follow(&self, verdict: Verdict) -> Option<Cause> {
+        match verdict {
             Verdict::Trip(cause) => Some(cause),
             verdict => {
                 if let Kind::Time(w) = &self.kind {
