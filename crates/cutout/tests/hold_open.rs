@@ -2,49 +2,26 @@
 //! never closes, never touches half-open or forced states, and is capped at the breaker's own
 //! open duration.
 
-use std::sync::{Arc, Mutex};
+#[path = "support/fixture.rs"]
+mod fixture;
+
 use std::time::Duration;
 
-use cutout::{Cause, CircuitBreaker, ManualClock, Outcome, Rejected, State, Transition};
+use cutout::{Cause, CircuitBreaker, Outcome, Rejected, State};
+use fixture::Fixture;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-struct Fixture {
-    breaker: CircuitBreaker,
-    clock: ManualClock,
-    log: Arc<Mutex<Vec<Transition>>>,
-}
-
 fn fixture() -> Fixture {
-    let clock = ManualClock::new();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let sink = log.clone();
-    let breaker = CircuitBreaker::builder()
-        .failure_threshold(2)
-        .success_threshold(1)
-        .half_open_max_calls(1)
-        .open_duration(ms(1_000))
-        .on_transition(move |t| sink.lock().unwrap().push(*t))
-        .build_with_clock(clock.clone())
-        .unwrap();
-    Fixture {
-        breaker,
-        clock,
-        log,
-    }
-}
-
-impl Fixture {
-    fn causes(&self) -> Vec<(State, State, Cause)> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|t| (t.from, t.to, t.cause))
-            .collect()
-    }
+    Fixture::new(
+        CircuitBreaker::builder()
+            .failure_threshold(2)
+            .success_threshold(1)
+            .half_open_max_calls(1)
+            .open_duration(ms(1_000)),
+    )
 }
 
 #[test]
@@ -54,7 +31,10 @@ fn a_closed_circuit_trips_once_with_cause_remote() {
     assert!(f.breaker.hold_open(ms(300)));
     assert_eq!(f.breaker.state(), State::Open);
     assert_eq!(f.breaker.retry_after(), Some(ms(300)));
-    assert_eq!(f.causes(), [(State::Closed, State::Open, Cause::Remote)]);
+    assert_eq!(
+        f.transitions(),
+        [(State::Closed, State::Open, Cause::Remote)]
+    );
     let t = f.log.lock().unwrap()[0];
     assert_eq!(t.open_for, Some(ms(300)));
     assert_eq!(f.breaker.stats().trips, 1);
@@ -89,7 +69,7 @@ fn an_open_circuit_is_extended_without_a_transition_and_never_shortened() {
     assert!(f.breaker.hold_open(ms(500)));
     assert_eq!(f.breaker.retry_after(), Some(ms(500)));
     assert_eq!(
-        f.causes(),
+        f.transitions(),
         [(
             State::Closed,
             State::Open,

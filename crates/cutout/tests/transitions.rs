@@ -1,56 +1,18 @@
 //! One test per transition and per rule, on a manual clock.
 
-use std::sync::{Arc, Mutex};
+#[path = "support/fixture.rs"]
+mod fixture;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use cutout::{CallError, Cause, CircuitBreaker, ManualClock, Outcome, Rejected, State, Transition};
+use cutout::{CallError, Cause, CircuitBreaker, ManualClock, Outcome, Rejected, State};
+use fixture::Fixture;
 
 const MS: Duration = Duration::from_millis(1);
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-/// A breaker on a manual clock with a transition log.
-struct Fixture {
-    breaker: CircuitBreaker,
-    clock: ManualClock,
-    log: Arc<Mutex<Vec<Transition>>>,
-}
-
-impl Fixture {
-    fn new(builder: cutout::Builder) -> Self {
-        let clock = ManualClock::new();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        let breaker = builder
-            .on_transition(move |t| sink.lock().unwrap().push(*t))
-            .build_with_clock(clock.clone())
-            .unwrap();
-        Fixture {
-            breaker,
-            clock,
-            log,
-        }
-    }
-
-    /// (from, to, cause) of every transition so far.
-    fn transitions(&self) -> Vec<(State, State, Cause)> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|t| (t.from, t.to, t.cause))
-            .collect()
-    }
-
-    fn fail(&self) {
-        self.breaker.try_acquire().unwrap().record(Outcome::Failure);
-    }
-
-    fn succeed(&self) {
-        self.breaker.try_acquire().unwrap().record(Outcome::Success);
-    }
 }
 
 fn article() -> cutout::Builder {
