@@ -7,5 +7,7 @@ fn share(breaker: cutout::CircuitBreaker) -> Shared {
     breaker
 }
 
+#[path = "support/counted.rs"]
+mod counted;
 #[path = "support/contract_suite.rs"]
 mod suite;

@@ -1,16 +1,20 @@
 //! The keyed layer: a breaker per key, on `tower-test` mocks and a manual clock, and real
 //! axum and hyper stacks over loopback on paused tokio time.
 
+#[path = "support/counted.rs"]
+mod counted;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request as AxumRequest;
 use axum::routing::get;
+use counted::Counted;
 use cutout::{ManualClock, Outcome, State, TokioClock};
 use cutout_keyed::{KeyedBreakers, KeyedRejected};
 use futures::FutureExt;
@@ -54,44 +58,6 @@ fn key(authority: &'static str) -> AuthorityKey {
 
 fn get_req(uri: &str) -> Request<()> {
     Request::get(uri).body(()).unwrap()
-}
-
-/// Counts the inner service's `poll_ready` and `call` invocations.
-#[derive(Clone)]
-struct Counted<S> {
-    inner: S,
-    polls: Arc<AtomicUsize>,
-    calls: Arc<AtomicUsize>,
-}
-
-impl<S> Counted<S> {
-    fn new(inner: S) -> Self {
-        Self {
-            inner,
-            polls: Arc::default(),
-            calls: Arc::default(),
-        }
-    }
-
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
-impl<S: Service<R>, R> Service<R> for Counted<S> {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.polls.fetch_add(1, Ordering::SeqCst);
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: R) -> S::Future {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.call(req)
-    }
 }
 
 /// Answers at once: `Err` for the path `/fail`, else `Ok` with the path.

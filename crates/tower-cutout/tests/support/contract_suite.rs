@@ -15,42 +15,9 @@ use tower_cutout::error::{BoxError, Rejected};
 use tower_cutout::reject::RejectWithError;
 use tower_cutout::{CircuitBreaker, CircuitBreakerLayer};
 
+use super::counted::Counted;
 use super::{Shared, share};
 use tower_test::mock;
-
-/// Counts the inner service's `poll_ready` and `call` invocations.
-#[derive(Clone)]
-struct Counted<S> {
-    inner: S,
-    polls: Arc<AtomicUsize>,
-    calls: Arc<AtomicUsize>,
-}
-
-impl<S> Counted<S> {
-    fn new(inner: S) -> Self {
-        Self {
-            inner,
-            polls: Arc::default(),
-            calls: Arc::default(),
-        }
-    }
-}
-
-impl<S: Service<R>, R> Service<R> for Counted<S> {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.polls.fetch_add(1, Ordering::SeqCst);
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: R) -> S::Future {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.call(req)
-    }
-}
 
 type Mock = mock::Mock<&'static str, &'static str>;
 type Handle = mock::Handle<&'static str, &'static str>;
