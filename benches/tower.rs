@@ -215,6 +215,76 @@ impl<S: Clone, H: FloorHandle> Clone for HandFloor<S, H> {
     }
 }
 
+/// The floor of a rejection through a layer, written by hand: `poll_ready` asks the
+/// `&'static` breaker and keeps the one-word rejection, `call` returns a future that is
+/// the rejection (a typed error, no allocation); no classifier, no modes, no reserved
+/// permit. What any layer that fails fast from `poll_ready` must do.
+struct HandRejectFloor<S> {
+    inner: S,
+    breaker: &'static cutout::CircuitBreaker,
+    permit: Option<cutout::Permit<'static>>,
+    rejection: Option<cutout::CompactRejected>,
+}
+
+enum HandRejectFuture<F> {
+    Called(F, Option<cutout::Permit<'static>>),
+    Rejected(cutout::CompactRejected),
+}
+
+impl<T, E, F> Future for HandRejectFuture<F>
+where
+    F: Future<Output = Result<T, E>> + Unpin,
+{
+    type Output = Result<T, cutout::CallError<E>>;
+
+    #[inline]
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut *self {
+            HandRejectFuture::Called(future, permit) => {
+                let out = std::task::ready!(std::pin::Pin::new(future).poll(cx));
+                if let Some(permit) = permit.take() {
+                    permit.record(Outcome::Success);
+                }
+                Poll::Ready(out.map_err(cutout::CallError::Inner))
+            }
+            HandRejectFuture::Rejected(rejection) => {
+                Poll::Ready(Err(cutout::CallError::Rejected(rejection.to_rejected())))
+            }
+        }
+    }
+}
+
+impl<S: Service<u64>> Service<u64> for HandRejectFloor<S>
+where
+    S::Future: Unpin,
+{
+    type Response = S::Response;
+    type Error = cutout::CallError<S::Error>;
+    type Future = HandRejectFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.permit.is_none() && self.rejection.is_none() {
+            match self.breaker.try_acquire_compact() {
+                Ok(permit) => self.permit = Some(permit),
+                Err(rejection) => {
+                    self.rejection = Some(rejection);
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
+        self.inner.poll_ready(cx).map_err(cutout::CallError::Inner)
+    }
+
+    #[inline]
+    fn call(&mut self, request: u64) -> Self::Future {
+        match self.rejection.take() {
+            Some(rejection) => HandRejectFuture::Rejected(rejection),
+            None => HandRejectFuture::Called(self.inner.call(request), self.permit.take()),
+        }
+    }
+}
+
 /// The hand-written floor over `breaker`, on `inner`.
 fn hand_floor<S, H: FloorHandle>(inner: S, breaker: H) -> HandFloor<S, H> {
     HandFloor {
@@ -885,6 +955,19 @@ fn floors(c: &mut Criterion) {
     open.force_open();
     g.bench_function("core", |b| {
         b.iter(|| black_box(black_box(open).try_acquire().is_err()))
+    });
+    let mut svc = HandRejectFloor {
+        inner: bare(),
+        breaker: open,
+        permit: None,
+        rejection: None,
+    };
+    assert!(matches!(
+        request(&mut svc, 1),
+        Err(cutout::CallError::Rejected(cutout::Rejected::ForcedOpen))
+    ));
+    g.bench_function("floor_static_typed_error", |b| {
+        b.iter(|| request(&mut svc, black_box(1)))
     });
     let mut svc = CircuitBreakerLayer::new(open).layer(bare());
     assert!(request(&mut svc, 1).is_err());

@@ -11,11 +11,11 @@ use crate::clock::{Clock, Elapsed, whole_millis};
 use crate::config::Builder;
 use crate::config::ConfigError;
 use crate::counters::Counters;
-use crate::error::{CallError, Rejected};
+use crate::error::{CallError, CompactRejected, Rejected};
 use crate::listener::{Listener, Reconfigured, Transition};
 use crate::state::{
     self, Acquire, CLOSED_BITS, Cause, Command, MAX_TICK, Outcome, Policy, Record, STATE_WIDTH,
-    Snapshot, State, TICK,
+    Snapshot, State, TICK, ticks_to_duration,
 };
 use crate::sync::{AtomicU64, Ordering, Swap, fence};
 use crate::window::{Call, Claim, Window, WindowStats};
@@ -160,7 +160,24 @@ impl CircuitBreaker {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
-        let generation = self.shared.acquire().map_err(Refusal::rejected)?;
+        self.try_acquire_compact()
+            .map_err(CompactRejected::to_rejected)
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), but the permit owns a handle to the breaker
+    /// (for futures that must be `'static`). Costs one reference-count increment.
+    #[inline]
+    pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejected> {
+        self.try_acquire_owned_compact()
+            .map_err(CompactRejected::to_rejected)
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), with the rejection packed in one word
+    /// ([`CompactRejected`]): for middleware that keeps the rejection (in a service, then
+    /// a response future) before anyone reads it.
+    #[inline]
+    pub fn try_acquire_compact(&self) -> Result<Permit<'_>, CompactRejected> {
+        let generation = self.shared.acquire()?;
         Ok(Permit {
             shared: &self.shared,
             generation: generation.into(),
@@ -168,11 +185,11 @@ impl CircuitBreaker {
         })
     }
 
-    /// Like [`try_acquire`](Self::try_acquire), but the permit owns a handle to the breaker
-    /// (for futures that must be `'static`). Costs one reference-count increment.
+    /// Like [`try_acquire_owned`](Self::try_acquire_owned), with the rejection packed in
+    /// one word ([`CompactRejected`]).
     #[inline]
-    pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejected> {
-        let generation = self.shared.acquire().map_err(Refusal::rejected)?;
+    pub fn try_acquire_owned_compact(&self) -> Result<OwnedPermit, CompactRejected> {
+        let generation = self.shared.acquire()?;
         Ok(OwnedPermit {
             started: self.shared.start(),
             shared: Some(self.shared.clone()),
@@ -449,7 +466,7 @@ impl CircuitBreaker {
             return Some(WindowStats::default());
         }
         let now = if window.policy.needs_time() {
-            self.shared.now_ticks()
+            self.shared.window_ticks()
         } else {
             0
         };
@@ -611,64 +628,32 @@ impl Timing {
     }
 }
 
-/// A rejection inside the breaker: the kind in the low 2 bits, the ticks left above them.
-///
-/// One word, returned in a register; the public [`Rejected`] (whose `Duration` has a
-/// 32-bit field that, built on the stack and copied as whole words, stalled store
-/// forwarding at ~8 ns a rejection) is built once, where the caller gets it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Refusal(u64);
-
-impl Refusal {
-    const OPEN: u64 = 0;
-    const HALF_OPEN_FULL: u64 = 1;
-    const FORCED_OPEN: Refusal = Refusal(2);
-
-    /// Open, `left` ticks to go (ticks are at most 40 bits: no overflow).
-    #[inline]
-    fn open(left: u64) -> Refusal {
-        Refusal((left.min(MAX_TICK) << 2) | Self::OPEN)
-    }
-
-    #[inline]
-    fn half_open_full(left: u64) -> Refusal {
-        Refusal((left.min(MAX_TICK) << 2) | Self::HALF_OPEN_FULL)
-    }
-
-    #[inline]
-    fn rejected(self) -> Rejected {
-        let retry_after = ticks_to_duration(self.0 >> 2);
-        match self.0 & 3 {
-            Self::OPEN => Rejected::Open { retry_after },
-            Self::HALF_OPEN_FULL => Rejected::HalfOpenFull { retry_after },
-            _ => Rejected::ForcedOpen,
-        }
-    }
-}
-
-/// Ticks to time; a tick is one millisecond.
-fn ticks_to_duration(ticks: u64) -> Duration {
-    const _: () = assert!(TICK.as_nanos() == 1_000_000);
-    Duration::from_millis(ticks)
-}
-
 impl Shared {
     #[inline]
     fn load(&self) -> Snapshot {
         Snapshot(self.word.load(Ordering::Acquire))
     }
 
-    /// Ticks since the breaker was built, saturating at `MAX_TICK`.
+    /// Ticks since the breaker was built, saturating at `MAX_TICK`, for the state
+    /// machine's deadlines (on a `MonotonicClock`, its coarse twin: see there).
     #[inline]
     fn now_ticks(&self) -> u64 {
         // A tick is one millisecond.
         const _: () = assert!(TICK.as_nanos() == 1_000_000);
+        self.elapsed.deadline_millis().min(MAX_TICK)
+    }
+
+    /// Now in ticks, for a time window's buckets: the clock's precise reading (see
+    /// [`MonotonicClock`](crate::MonotonicClock) for the coarse one of
+    /// [`now_ticks`](Self::now_ticks)).
+    #[inline]
+    fn window_ticks(&self) -> u64 {
         self.elapsed.millis().min(MAX_TICK)
     }
 
     /// The hot path: one load; closed admits without a write.
     #[inline]
-    fn acquire(&self) -> Result<u16, Refusal> {
+    fn acquire(&self) -> Result<u16, CompactRejected> {
         let s = self.load();
         if s.state_bits() == CLOSED_BITS {
             self.counters.admitted();
@@ -679,16 +664,16 @@ impl Shared {
 
     #[cold]
     #[inline(never)]
-    fn acquire_slow(&self, s: Snapshot) -> Result<u16, Refusal> {
+    fn acquire_slow(&self, s: Snapshot) -> Result<u16, CompactRejected> {
         // Forced open rejects whatever the time: no clock read.
         if s.state() == State::ForcedOpen {
-            return Err(self.reject(Refusal::FORCED_OPEN));
+            return Err(self.reject(CompactRejected::FORCED_OPEN));
         }
         let now = self.now_ticks();
         // Open and before the deadline, the common case while open: a rejection that
         // changes nothing, decided without the general transition.
         if let Some(until) = state::open_rejects(s, now) {
-            return Err(self.reject(Refusal::open(until - now)));
+            return Err(self.reject(CompactRejected::open(until - now)));
         }
         let (decision, prev, written) =
             self.update(s, |s| state::acquire(s, now, &self.policy.load()));
@@ -714,11 +699,13 @@ impl Shared {
             }
             rejected => {
                 let refusal = match rejected {
-                    Acquire::RejectedOpen { until } => Refusal::open(until.saturating_sub(now)),
-                    Acquire::RejectedHalfOpenFull { until } => {
-                        Refusal::half_open_full(until.saturating_sub(now))
+                    Acquire::RejectedOpen { until } => {
+                        CompactRejected::open(until.saturating_sub(now))
                     }
-                    _ => Refusal::FORCED_OPEN,
+                    Acquire::RejectedHalfOpenFull { until } => {
+                        CompactRejected::half_open_full(until.saturating_sub(now))
+                    }
+                    _ => CompactRejected::FORCED_OPEN,
                 };
                 Err(self.reject(refusal))
             }
@@ -727,7 +714,7 @@ impl Shared {
 
     /// Counts a rejection and tells the listeners that want per-call events.
     #[inline]
-    fn reject(&self, refusal: Refusal) -> Refusal {
+    fn reject(&self, refusal: CompactRejected) -> CompactRejected {
         self.counters.rejected();
         if self.call_events {
             self.notify_rejected(refusal);
@@ -736,8 +723,8 @@ impl Shared {
     }
 
     #[inline(never)]
-    fn notify_rejected(&self, refusal: Refusal) {
-        let rejection = refusal.rejected();
+    fn notify_rejected(&self, refusal: CompactRejected) {
+        let rejection = refusal.to_rejected();
         for l in self.listeners.iter() {
             l.on_rejected(&self.name, &rejection);
         }
@@ -797,7 +784,7 @@ impl Shared {
                         // A time window's steady state: a success in the bucket of the
                         // thread's last call, counted in its own slot, inline.
                         if let Some(local) = local {
-                            if window.claim_own_success(generation, || self.now_ticks(), local) {
+                            if window.claim_own_success(generation, || self.window_ticks(), local) {
                                 return;
                             }
                         }
@@ -821,7 +808,7 @@ impl Shared {
     /// carry the window's code.
     #[inline(never)]
     fn record_window_success(&self, window: &Window, generation: u16, timing: Timing) {
-        let claimed = window.claim(generation, false, || self.now_ticks(), &self.counters);
+        let claimed = window.claim(generation, false, || self.window_ticks(), &self.counters);
         if claimed != Claim::Done {
             self.feed(window, generation, Outcome::Success, timing, claimed);
         }
@@ -851,7 +838,7 @@ impl Shared {
                 let claimed = window.claim(
                     generation,
                     outcome == Outcome::Failure,
-                    || self.now_ticks(),
+                    || self.window_ticks(),
                     &self.counters,
                 );
                 if claimed != Claim::Done {
@@ -1394,20 +1381,23 @@ mod tests {
     #[test]
     fn refusals_become_the_public_rejections() {
         assert_eq!(
-            Refusal::open(1_500).rejected(),
+            CompactRejected::open(1_500).to_rejected(),
             Rejected::Open {
                 retry_after: Duration::from_millis(1_500)
             }
         );
         assert_eq!(
-            Refusal::half_open_full(0).rejected(),
+            CompactRejected::half_open_full(0).to_rejected(),
             Rejected::HalfOpenFull {
                 retry_after: Duration::ZERO
             }
         );
-        assert_eq!(Refusal::FORCED_OPEN.rejected(), Rejected::ForcedOpen);
         assert_eq!(
-            Refusal::open(u64::MAX).rejected(),
+            CompactRejected::FORCED_OPEN.to_rejected(),
+            Rejected::ForcedOpen
+        );
+        assert_eq!(
+            CompactRejected::open(u64::MAX).to_rejected(),
             Rejected::Open {
                 retry_after: Duration::from_millis(MAX_TICK)
             }

@@ -75,6 +75,14 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 /// A breaker on this clock reads the same monotonic clock directly (on Linux,
 /// CLOCK_MONOTONIC from the vDSO, without `Instant`'s out-of-line arithmetic), from the
 /// moment the breaker was built.
+///
+/// Its state machine's deadlines (the end of the open time, a probe's lease, a remote
+/// hold) are read at the kernel's tick instead: on Linux, CLOCK_MONOTONIC_COARSE, the same
+/// clock as of the last timer tick, which costs a few nanoseconds where a precise reading
+/// costs 20-50 on a VM. That is what an open breaker reads on every rejection, and a
+/// half-open one on every probe. An open time then ends up to one tick late (1-4 ms,
+/// `CONFIG_HZ`). A time window's buckets and a slow call's duration keep the precise
+/// reading. (Elsewhere than Linux, both are `Instant::now()`.)
 #[derive(Debug, Clone, Copy)]
 pub struct MonotonicClock {
     origin: Instant,
@@ -110,12 +118,12 @@ impl Clock for MonotonicClock {
 /// vDSO, which returns the time of the last timer tick without reading the hardware counter.
 /// Elsewhere the same clock as [`MonotonicClock`].
 ///
-/// A reading costs a few nanoseconds instead of the 20-30 of `Instant::now()` on a VM, but
-/// moves in steps of one kernel tick (1-4 ms, `CONFIG_HZ`; `clock_getres` tells): an open
-/// circuit may half-open up to one tick late, and a time window's buckets shift by up to a
-/// tick. For breakers that reject a lot while open and whose open times are much longer
-/// than a tick. Durations for a slow-call rate should stay on a precise clock (a slow-call
-/// threshold near the tick is measured in whole ticks).
+/// A reading costs a few nanoseconds instead of the 20-50 of `Instant::now()` on a VM, but
+/// moves in steps of one kernel tick (1-4 ms, `CONFIG_HZ`; `clock_getres` tells). The
+/// default [`MonotonicClock`] already reads its deadlines (open time, probe leases) this
+/// way; this clock reads everything coarsely, so a time window's buckets also shift by up
+/// to a tick and a slow call's duration is measured in whole ticks: for breakers with a
+/// time window on a hot closed path and no slow-call rate near the tick.
 ///
 /// ```
 /// use cutout::{CircuitBreaker, CoarseMonotonicClock, Rejected};
@@ -355,6 +363,16 @@ impl Elapsed {
         }
     }
 
+    /// Whole milliseconds since the start, for the state machine's deadlines: on a
+    /// [`MonotonicClock`], its coarse twin (see there); on the other clocks, [`millis`](Self::millis).
+    #[inline(always)]
+    pub(crate) fn deadline_millis(&self) -> u64 {
+        match &self.source {
+            Reading::Monotonic { origin } => origin.elapsed_coarse_nanos() / 1_000_000,
+            _ => self.millis(),
+        }
+    }
+
     #[inline(never)]
     fn millis_of_dyn(&self) -> u64 {
         whole_millis(self.now())
@@ -396,6 +414,14 @@ mod mono {
         pub(super) fn elapsed_nanos(self) -> u64 {
             u64::try_from(Self::read().saturating_sub(self.0)).unwrap_or(0)
         }
+
+        /// Nanoseconds since the origin on the coarse twin of the clock (the same clock as
+        /// of the last kernel tick: up to a tick behind; 0 while it reads before the
+        /// origin).
+        #[inline]
+        pub(super) fn elapsed_coarse_nanos(self) -> u64 {
+            u64::try_from(Origin::<true>::read().saturating_sub(self.0)).unwrap_or(0)
+        }
     }
 
     /// Elsewhere: `Instant`.
@@ -412,6 +438,12 @@ mod mono {
         #[inline]
         pub(super) fn elapsed_nanos(self) -> u64 {
             u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        }
+
+        /// No coarse twin here: the clock itself.
+        #[inline]
+        pub(super) fn elapsed_coarse_nanos(self) -> u64 {
+            self.elapsed_nanos()
         }
     }
 }
@@ -517,5 +549,28 @@ mod tests {
         let clock = CoarseMonotonicClock::default();
         let earlier = clock.now();
         assert!(clock.now() >= earlier);
+    }
+
+    #[test]
+    fn the_default_clock_reads_deadlines_on_its_coarse_twin_and_windows_precisely() {
+        let (elapsed, _) = Elapsed::start(Arc::new(MonotonicClock::new()));
+        // Read in this order, the coarse reading of the same clock is never ahead: it is
+        // the time of the last tick, and the precise read comes after it.
+        for _ in 0..1_000 {
+            let deadline = elapsed.deadline_millis();
+            let precise = elapsed.millis();
+            assert!(deadline <= precise, "{deadline} vs {precise}");
+        }
+        let first = elapsed.deadline_millis();
+        assert!(elapsed.deadline_millis() >= first);
+        // The other clocks have one reading for both.
+        let manual = ManualClock::new();
+        let (elapsed, _) = Elapsed::start(Arc::new(manual.clone()));
+        manual.advance(Duration::from_millis(1_234));
+        assert_eq!(elapsed.deadline_millis(), 1_234);
+        assert_eq!(elapsed.millis(), 1_234);
+        let (coarse, _) = Elapsed::start(Arc::new(CoarseMonotonicClock::new()));
+        let d = coarse.deadline_millis();
+        assert!(coarse.millis() >= d);
     }
 }

@@ -168,7 +168,7 @@ pub use breaker::{CircuitBreaker, OwnedPermit, Permit, Stats};
 pub use clock::TokioClock;
 pub use clock::{Clock, CoarseMonotonicClock, ManualClock, MonotonicClock};
 pub use config::{Builder, ConfigError, MAX_DURATION, OpenDuration};
-pub use error::{CallError, Rejected};
+pub use error::{CallError, CompactRejected, Rejected};
 pub use listener::{Listener, Reconfigured, Transition};
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]

@@ -58,6 +58,13 @@ pub use crate::outcome::{Cause, Outcome};
 /// One tick of the breaker's clock.
 pub const TICK: Duration = Duration::from_millis(1);
 
+/// Ticks to time; a tick is one millisecond.
+#[inline]
+pub(crate) fn ticks_to_duration(ticks: u64) -> Duration {
+    const _: () = assert!(TICK.as_nanos() == 1_000_000);
+    Duration::from_millis(ticks)
+}
+
 pub(crate) const STATE_SHIFT: u32 = 0;
 pub(crate) const STATE_WIDTH: u32 = 3;
 pub(crate) const GENERATION_SHIFT: u32 = STATE_SHIFT + STATE_WIDTH;

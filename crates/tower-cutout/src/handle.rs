@@ -54,7 +54,7 @@ pub(crate) mod sealed {
         fn get(&self) -> &cutout::CircuitBreaker;
 
         /// Asks the breaker for a permit.
-        fn acquire(&self) -> Result<Self::Permit, cutout::Rejected>;
+        fn acquire(&self) -> Result<Self::Permit, cutout::CompactRejected>;
     }
 }
 
@@ -78,8 +78,8 @@ impl sealed::Handle for cutout::CircuitBreaker {
     }
 
     #[inline]
-    fn acquire(&self) -> Result<cutout::OwnedPermit, cutout::Rejected> {
-        self.try_acquire_owned()
+    fn acquire(&self) -> Result<cutout::OwnedPermit, cutout::CompactRejected> {
+        self.try_acquire_owned_compact()
     }
 }
 
@@ -94,10 +94,10 @@ impl sealed::Handle for &'static cutout::CircuitBreaker {
     }
 
     #[inline]
-    fn acquire(&self) -> Result<cutout::Permit<'static>, cutout::Rejected> {
+    fn acquire(&self) -> Result<cutout::Permit<'static>, cutout::CompactRejected> {
         // `*self` is the `&'static` reference: the permit borrows the breaker for `'static`.
         let &breaker = self;
-        breaker.try_acquire()
+        breaker.try_acquire_compact()
     }
 }
 

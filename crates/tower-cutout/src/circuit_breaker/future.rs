@@ -25,7 +25,7 @@ pin_project! {
     /// [`cutout::Outcome::Ignored`].
     pub struct ResponseFuture<F, C, R, P = OwnedPermit> {
         #[pin]
-        inner: Recording<F, P, cutout::Rejected, C, R>,
+        inner: Recording<F, P, cutout::CompactRejected, C, R>,
     }
 }
 
@@ -44,7 +44,7 @@ impl<F, C, R, P> ResponseFuture<F, C, R, P> {
     }
 
     #[inline]
-    pub(crate) fn rejected(rejection: cutout::Rejected, classifier: C, reject: R) -> Self {
+    pub(crate) fn rejected(rejection: cutout::CompactRejected, classifier: C, reject: R) -> Self {
         Self {
             inner: Recording::rejected(rejection, classifier, reject),
         }
@@ -62,9 +62,9 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project()
-            .inner
-            .poll_with(cx, |reject, rejection| reject.rejected(*rejection))
+        self.project().inner.poll_with(cx, |reject, rejection| {
+            reject.rejected(rejection.to_rejected())
+        })
     }
 }
 

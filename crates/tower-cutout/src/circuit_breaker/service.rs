@@ -56,7 +56,7 @@ where
     permit: Option<B::Permit>,
     /// The rejection `poll_ready` decided for the next `call` (fail fast). Never set
     /// together with `permit`.
-    rejection: Option<cutout::Rejected>,
+    rejection: Option<cutout::CompactRejected>,
     /// `poll_ready` returned `Ready(Ok)` and `call` has not come yet: its decision must
     /// stand (a ready service stays ready).
     ready: bool,
@@ -274,7 +274,7 @@ impl<S, C, R, B: BreakerHandle> CircuitBreaker<S, C, R, B> {
     /// The already-failed response future for `rejection`.
     #[cold]
     #[inline(never)]
-    fn rejected<F>(&self, rejection: cutout::Rejected) -> ResponseFuture<F, C, R, B::Permit>
+    fn rejected<F>(&self, rejection: cutout::CompactRejected) -> ResponseFuture<F, C, R, B::Permit>
     where
         C: Clone,
         R: Clone,
