@@ -82,6 +82,10 @@ pub(crate) struct Shared {
     /// the inline path decides with this one value and leaves every trip to the general
     /// path, which reads `policy` whole.
     failure_threshold: StdAtomicU32,
+    /// The live settings' probe limit and probe lease ([`state::ProbeSettings`], packed),
+    /// mirrored the same way: everything an admission reads of the settings, so that a
+    /// probe (or the first call after the open time) loads one word instead of `policy`.
+    probe_settings: StdAtomicU64,
     /// The rate policies' sliding window, if any rate is set.
     window: Option<Box<Window>>,
     /// Whether permits are timed (a slow-call rate is set).
@@ -130,6 +134,7 @@ impl CircuitBreaker {
                 record_events,
                 plain_record,
                 failure_threshold: StdAtomicU32::new(policy.failure_threshold),
+                probe_settings: StdAtomicU64::new(policy.probes().to_word()),
                 policy: Swap::new(policy),
                 elapsed,
                 listeners: builder.listeners.into_boxed_slice(),
@@ -439,10 +444,12 @@ impl CircuitBreaker {
         }
         drop(current);
         let failure_threshold = policy.failure_threshold;
+        let probes = policy.probes().to_word();
         self.shared.policy.store(policy);
         self.shared
             .failure_threshold
             .store(failure_threshold, Ordering::Relaxed);
+        self.shared.probe_settings.store(probes, Ordering::Relaxed);
         let change = Reconfigured {
             generation: self.shared.load().generation(),
             at: ticks_to_duration(self.shared.now_ticks()),
@@ -676,7 +683,7 @@ impl Shared {
             return Err(self.reject(CompactRejected::open(until - now)));
         }
         let (decision, prev, written) =
-            self.update(s, |s| state::acquire(s, now, &self.policy.load()));
+            self.update(s, |s| state::acquire(s, now, self.probe_settings()));
         match decision {
             Acquire::Admitted {
                 generation,
@@ -710,6 +717,15 @@ impl Shared {
                 Err(self.reject(refusal))
             }
         }
+    }
+
+    /// The live probe limit and lease (see `probe_settings`).
+    #[inline]
+    fn probe_settings(&self) -> state::ProbeSettings {
+        state::ProbeSettings::from_word(
+            self.probe_settings
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Counts a rejection and tells the listeners that want per-call events.
@@ -1009,6 +1025,10 @@ impl Shared {
             }
         };
         let (decision, prev, written) = match retry_after {
+            // A probe given back (a cancelled call, say): no settings, no time.
+            None if outcome == Outcome::Ignored => {
+                self.update(s, |s| state::record_ignored(s, generation))
+            }
             None => self.update(s, |s| {
                 // The time only enters a word that opens the circuit: decide without it,
                 // and again with it when the decision opens.

@@ -349,6 +349,49 @@ pub(crate) struct Policy {
     pub(crate) window: Option<crate::window::WindowPolicy>,
 }
 
+impl Policy {
+    /// The two settings an admission reads.
+    #[inline]
+    pub(crate) fn probes(&self) -> ProbeSettings {
+        ProbeSettings {
+            max_calls: self.half_open_max_calls,
+            lease_ticks: self.probe_lease_ticks,
+        }
+    }
+}
+
+/// What [`acquire`] needs of the settings: the half-open probe limit and the probe lease.
+/// Small enough for one word, so the breaker keeps a copy beside its settings cell and an
+/// admission reads no more than that word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProbeSettings {
+    /// Probes admitted at once (at most [`MAX_PROBES`]).
+    pub(crate) max_calls: u32,
+    /// The probe lease, in ticks (at most [`MAX_TICK`]).
+    pub(crate) lease_ticks: u64,
+}
+
+impl ProbeSettings {
+    const CALLS_BITS: u32 = 8;
+
+    /// Packed in one word: the lease above the probe limit.
+    #[inline]
+    pub(crate) fn to_word(self) -> u64 {
+        (self.lease_ticks.min(MAX_TICK) << Self::CALLS_BITS) | u64::from(self.max_calls)
+    }
+
+    #[inline]
+    pub(crate) fn from_word(word: u64) -> ProbeSettings {
+        ProbeSettings {
+            max_calls: (word & mask(Self::CALLS_BITS)) as u32,
+            lease_ticks: word >> Self::CALLS_BITS,
+        }
+    }
+}
+
+const _: () = assert!(MAX_PROBES < 1 << ProbeSettings::CALLS_BITS);
+const _: () = assert!(DEADLINE_WIDTH + ProbeSettings::CALLS_BITS <= 64);
+
 /// How long each open period lasts, in ticks.
 #[derive(Debug, Clone)]
 pub(crate) struct OpenPolicy {
@@ -439,7 +482,7 @@ pub(crate) fn open_rejects(s: Snapshot, now: u64) -> Option<u64> {
 /// stack, its result was written with narrow stores and read back whole, a store-forwarding
 /// stall on every half-open probe.
 #[inline(always)]
-pub(crate) fn acquire(s: Snapshot, now: u64, p: &Policy) -> (Acquire, Option<Snapshot>) {
+pub(crate) fn acquire(s: Snapshot, now: u64, p: ProbeSettings) -> (Acquire, Option<Snapshot>) {
     match s.state() {
         State::Closed | State::ForcedClosed => (
             Acquire::Admitted {
@@ -467,7 +510,7 @@ pub(crate) fn acquire(s: Snapshot, now: u64, p: &Policy) -> (Acquire, Option<Sna
         }
         State::HalfOpen => {
             let probes = s.probes_bits();
-            if probes < p.half_open_max_calls as u64 {
+            if probes < p.max_calls as u64 {
                 let next = s
                     .with_probes_bits(probes + 1)
                     .with_lease_bits(lease_units(now, p));
@@ -500,7 +543,7 @@ pub(crate) fn acquire(s: Snapshot, now: u64, p: &Policy) -> (Acquire, Option<Sna
     }
 }
 
-fn half_open_with_probe(generation: u16, backoff: u32, now: u64, p: &Policy) -> Snapshot {
+fn half_open_with_probe(generation: u16, backoff: u32, now: u64, p: ProbeSettings) -> Snapshot {
     Snapshot::new(State::HalfOpen, generation, backoff)
         .with_successes_bits(0)
         .with_probes_bits(1)
@@ -508,8 +551,8 @@ fn half_open_with_probe(generation: u16, backoff: u32, now: u64, p: &Policy) -> 
 }
 
 /// `now + lease` in lease units, rounded up, saturating.
-fn lease_units(now: u64, p: &Policy) -> u64 {
-    let until = now.saturating_add(p.probe_lease_ticks).min(MAX_TICK);
+fn lease_units(now: u64, p: ProbeSettings) -> u64 {
+    let until = now.saturating_add(p.lease_ticks).min(MAX_TICK);
     until.div_ceil(1 << LEASE_UNIT_SHIFT).min(MAX_LEASE)
 }
 
@@ -526,6 +569,7 @@ pub(crate) fn record(
     }
     let counted = |cause| Record::Counted { cause };
     match (s.state(), outcome) {
+        (_, Outcome::Ignored) => ignored(s),
         (State::Closed, Outcome::Success) => {
             if s.failures_bits() == 0 {
                 (counted(None), None)
@@ -589,17 +633,30 @@ pub(crate) fn record(
             let next = open(s.next_generation(), backoff, now, p);
             (counted(Some(Cause::ProbeFailed { backoff })), Some(next))
         }
-        (State::HalfOpen, Outcome::Ignored) => {
-            let next = s.with_probes_bits(s.probes_bits().saturating_sub(1));
-            (counted(None), Some(next))
+        // Forced closed counts nothing toward a trip. Open and forced open admit no
+        // permits of their own generation.
+        (State::ForcedClosed, _) | (State::Open, _) | (State::ForcedOpen, _) => {
+            (counted(None), None)
         }
-        // Closed: an ignored call changes nothing. Forced closed counts nothing toward a
-        // trip. Open and forced open admit no permits of their own generation.
-        (State::Closed, Outcome::Ignored)
-        | (State::ForcedClosed, _)
-        | (State::Open, _)
-        | (State::ForcedOpen, _) => (counted(None), None),
     }
+}
+
+/// [`record`] of [`Outcome::Ignored`], which needs neither the settings nor the time: a
+/// probe gives its slot back, and nothing else changes.
+pub(crate) fn record_ignored(s: Snapshot, generation: u16) -> (Record, Option<Snapshot>) {
+    if s.generation() != generation {
+        return (Record::Stale, None);
+    }
+    ignored(s)
+}
+
+fn ignored(s: Snapshot) -> (Record, Option<Snapshot>) {
+    let next = match s.state() {
+        State::HalfOpen => Some(s.with_probes_bits(s.probes_bits().saturating_sub(1))),
+        // Closed: an ignored call changes nothing; the other states as in `record`.
+        _ => None,
+    };
+    (Record::Counted { cause: None }, next)
 }
 
 /// Record `outcome` like [`record`]; if that opens the circuit (a trip from closed or a
@@ -827,15 +884,51 @@ mod tests {
     }
 
     #[test]
+    fn probe_settings_pack_into_one_word_and_back() {
+        for (max_calls, lease_ticks) in [(1, 0), (MAX_PROBES, MAX_TICK), (3, 30_000), (127, 1)] {
+            let p = ProbeSettings {
+                max_calls,
+                lease_ticks,
+            };
+            assert_eq!(ProbeSettings::from_word(p.to_word()), p);
+        }
+        assert_eq!(policy().probes().max_calls, policy().half_open_max_calls);
+        assert_eq!(policy().probes().lease_ticks, policy().probe_lease_ticks);
+    }
+
+    #[test]
+    fn an_ignored_outcome_needs_no_settings_and_matches_record() {
+        let p = policy();
+        let half_open = Snapshot::new(State::HalfOpen, 7, 0).with_probes_bits(2);
+        for s in [
+            half_open,
+            Snapshot::new(State::Closed, 7, 0).with_failures_bits(2),
+            Snapshot::new(State::ForcedClosed, 7, 0),
+        ] {
+            assert_eq!(
+                record_ignored(s, 7),
+                record(s, 7, Outcome::Ignored, 0, &p),
+                "{s:?}"
+            );
+            assert_eq!(record_ignored(s, 8), (Record::Stale, None));
+        }
+        assert_eq!(
+            record_ignored(half_open, 7).1.map(|s| s.probes_bits()),
+            Some(1)
+        );
+    }
+
+    #[test]
     fn lease_rounds_up_to_its_unit_and_saturates() {
         let p = policy();
-        assert_eq!(lease_units(0, &p), 4); // 1000 ms -> 1024
-        assert_eq!(lease_units(24, &p), 4); // 1024 exactly
-        assert_eq!(lease_units(25, &p), 5);
-        assert_eq!(lease_units(u64::MAX, &p), MAX_LEASE);
+        let p = p.probes();
+        assert_eq!(lease_units(0, p), 4); // 1000 ms -> 1024
+        assert_eq!(lease_units(24, p), 4); // 1024 exactly
+        assert_eq!(lease_units(25, p), 5);
+        assert_eq!(lease_units(u64::MAX, p), MAX_LEASE);
         // The largest lease is still a tick the saturated clock reaches.
         assert_eq!(
-            lease_units(MAX_TICK, &p) << LEASE_UNIT_SHIFT,
+            lease_units(MAX_TICK, p) << LEASE_UNIT_SHIFT,
             MAX_TICK + 1 - 256
         );
     }
@@ -1036,7 +1129,7 @@ mod tests {
         let next = next.unwrap();
         assert_eq!(next.deadline(), Some(MAX_TICK));
         // At the edge, time stands still at MAX_TICK and the open time has ended.
-        let (a, _) = acquire(next, MAX_TICK, &p);
+        let (a, _) = acquire(next, MAX_TICK, p.probes());
         assert!(matches!(a, Acquire::Admitted { probe: true, .. }));
     }
 }
