@@ -639,6 +639,27 @@ const FLOOR_TARGETS: &[Target] = &[
         at_most: true,
     },
     Target {
+        what: "floor: a hand-written rejecting layer (typed error) / core's reject + bare (the least any layer does)",
+        ratio: Ratio::OverSum(
+            "tower_floor_open_reject",
+            "floor_static_typed_error",
+            "core",
+            "bare",
+        ),
+        limit: 1.5,
+        at_most: true,
+    },
+    Target {
+        what: "tower-cutout open reject (typed error) / the hand-written rejecting floor layer",
+        ratio: Ratio::Rows(
+            "tower_floor_open_reject",
+            "cutout_static_typed_error",
+            "floor_static_typed_error",
+        ),
+        limit: 1.5,
+        at_most: true,
+    },
+    Target {
         what: "keyed layer closed success (1 000 keys) / the unkeyed layer's (owned handle)",
         ratio: Ratio::Rows(TOWER, "cutout_keyed_1000_keys", "cutout"),
         limit: 3.0,
@@ -654,6 +675,16 @@ const FLOOR_TARGETS: &[Target] = &[
         what: "half-open probe (stays half-open) / fastest peer's",
         ratio: Ratio::OverFastestPeer("peers_half_open_probe"),
         limit: 1.0,
+        at_most: true,
+    },
+    Target {
+        what: "open reject on the default `MonotonicClock` (coarse deadlines) / `Instant::now`",
+        ratio: Ratio::Rows(
+            "core_real_clock",
+            "open_reject/monotonic_clock",
+            "floor/instant_now",
+        ),
+        limit: 0.3,
         at_most: true,
     },
     Target {
