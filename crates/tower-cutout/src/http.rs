@@ -267,7 +267,7 @@ pub fn service_unavailable<B: Default>(rejection: cutout::Rejected) -> Response<
     if let Some(d) = rejection.retry_after() {
         response
             .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(whole_seconds(d)));
+            .insert(RETRY_AFTER, crate::decimal::header_value(whole_seconds(d)));
     }
     response.extensions_mut().insert(rejection);
     response

@@ -44,7 +44,7 @@ where
 
     #[inline]
     fn rejected(&self, rejection: cutout::Rejected) -> Result<Res, BoxError> {
-        Err(Box::new(Rejected::new(rejection)))
+        Err(Rejected::boxed(rejection))
     }
 
     #[inline]
