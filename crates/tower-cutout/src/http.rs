@@ -232,6 +232,10 @@ pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duratio
 /// the inner service's errors pass through unchanged (an infallible service stays
 /// infallible). The response carries the [`cutout::Rejected`] in its extensions.
 ///
+/// `Retry-After` is a static value up to an hour (one allocation above), so a rejection
+/// allocates only what the response needs: the header map's storage (2) and the
+/// extension (3); see [`crate::reject`].
+///
 /// ```
 /// use http::{Response, StatusCode, header::RETRY_AFTER};
 /// use std::time::Duration;
