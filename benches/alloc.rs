@@ -92,6 +92,20 @@ fn response_floor(headers: &[(http::HeaderName, &'static str)], extension: bool)
     black_box(response).status() == http::StatusCode::SERVICE_UNAVAILABLE
 }
 
+/// The 503 mode's row: an open rejection answered with `Retry-After`, held to `floor`.
+fn open_503<S>(stack: &'static str, svc: &mut S, floor: f64) -> Row
+where
+    S: tower::Service<u64, Response = http::Response<()>>,
+{
+    at_most(
+        floor,
+        count(stack, "open reject, 503 with Retry-After", || {
+            support::tower_call(svc, black_box(1))
+                .is_ok_and(|r| r.headers().contains_key(http::header::RETRY_AFTER))
+        }),
+    )
+}
+
 /// The rejection rows of every tower-cutout mode, each with the floor row it is held to,
 /// on an open breaker (its rejections carry `retry_after`).
 fn tower_rejections(rows: &mut Vec<Row>) {
@@ -148,13 +162,7 @@ fn tower_rejections(rows: &mut Vec<Row>) {
         .classify(HttpClassifier::new())
         .reject_with(ServiceUnavailable)
         .layer(bare_http());
-    rows.push(at_most(
-        http_floor,
-        count(TOWER, "open reject, 503 with Retry-After", || {
-            support::tower_call(&mut svc, black_box(1))
-                .is_ok_and(|r| r.headers().contains_key(http::header::RETRY_AFTER))
-        }),
-    ));
+    rows.push(open_503(TOWER, &mut svc, http_floor));
     let mut svc = layer
         .clone()
         .classify(GrpcClassifier::new())
@@ -215,13 +223,7 @@ fn tower_rejections(rows: &mut Vec<Row>) {
         .classify(HttpClassifier::new())
         .reject_with(ServiceUnavailable)
         .layer(bare_http());
-    rows.push(at_most(
-        http_floor,
-        count(KEYED, "open reject, 503 with Retry-After", || {
-            support::tower_call(&mut svc, black_box(1))
-                .is_ok_and(|r| r.headers().contains_key(http::header::RETRY_AFTER))
-        }),
-    ));
+    rows.push(open_503(KEYED, &mut svc, http_floor));
     rows.push(at_most(
         no_breaker_floor,
         count(KEYED, "no breaker (registry full), 503", || {

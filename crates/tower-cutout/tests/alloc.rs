@@ -2,7 +2,6 @@
 //! layer adds none on the admitted path. One test, no harness, so nothing else allocates
 //! while it counts. Rejections in every mode: `reject_alloc.rs`.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use cutout::{ManualClock, Outcome};
@@ -14,25 +13,7 @@ use tower_cutout::reject::RejectWithCallError;
 #[path = "support/counting.rs"]
 mod counting;
 
-use counting::{CALLS, allocations};
-
-fn bare() -> impl Service<
-    u64,
-    Response = u64,
-    Error = Infallible,
-    Future = std::future::Ready<Result<u64, Infallible>>,
-> + Clone {
-    tower::service_fn(|x: u64| std::future::ready(Ok::<_, Infallible>(x + 1)))
-}
-
-fn bare_http() -> impl Service<
-    u64,
-    Response = http::Response<()>,
-    Error = Infallible,
-    Future = std::future::Ready<Result<http::Response<()>, Infallible>>,
-> + Clone {
-    tower::service_fn(|_: u64| std::future::ready(Ok::<_, Infallible>(http::Response::new(()))))
-}
+use counting::{CALLS, allocations, bare, bare_http};
 
 /// One request of `1`.
 fn request<S: Service<u64>>(svc: &mut S) -> Result<S::Response, S::Error> {

@@ -16,7 +16,7 @@ use tower_cutout::keyed::{Authority, AuthorityKey, KeyedCircuitBreakerLayer};
 #[path = "support/counting.rs"]
 mod counting;
 
-use counting::{CALLS, allocations, send};
+use counting::{CALLS, allocations, bare, send};
 
 fn registry<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
     clock: &ManualClock,
@@ -36,7 +36,6 @@ fn registry<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
 
 fn main() {
     let clock = ManualClock::new();
-    let bare = || tower::service_fn(|x: u64| std::future::ready(Ok::<_, Infallible>(x + 1)));
 
     let hosts = registry::<u64>(&clock, 16);
     let mut svc =

@@ -7,7 +7,6 @@
 //! here by building the same response by hand (the header map's index and entries on the
 //! first insert; the extensions' map and the boxed `cutout::Rejected` in it).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,25 +26,7 @@ use tower_cutout::reject::RejectWithCallError;
 #[path = "support/counting.rs"]
 mod counting;
 
-use counting::{CALLS, per_call, send};
-
-fn bare() -> impl tower::Service<
-    u64,
-    Response = u64,
-    Error = Infallible,
-    Future = std::future::Ready<Result<u64, Infallible>>,
-> + Clone {
-    tower::service_fn(|x: u64| std::future::ready(Ok::<_, Infallible>(x + 1)))
-}
-
-fn bare_http() -> impl tower::Service<
-    u64,
-    Response = Response<()>,
-    Error = Infallible,
-    Future = std::future::Ready<Result<Response<()>, Infallible>>,
-> + Clone {
-    tower::service_fn(|_: u64| std::future::ready(Ok::<_, Infallible>(Response::new(()))))
-}
+use counting::{CALLS, bare, bare_http, per_call, send};
 
 /// A breaker on `clock` that opens for `open` on one failure.
 fn breaker(clock: &ManualClock, open: Duration) -> cutout::CircuitBreaker {

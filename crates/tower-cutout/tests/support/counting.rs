@@ -1,6 +1,6 @@
 //! Allocation counting for the `*_alloc` test binaries: installs `stats_alloc`'s counting
-//! allocator as the binary's global allocator, drives a request with a no-op waker, and
-//! counts the allocations of a closure. The binaries have no harness (one thread), so
+//! allocator as the binary's global allocator, drives a request with a no-op waker, counts
+//! the allocations of a closure, and gives the bare services the layers wrap. The binaries have no harness (one thread), so
 //! nothing else allocates while they count.
 //!
 //! Include with `#[path = "support/counting.rs"] mod counting;`.
@@ -8,6 +8,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::alloc::System;
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
@@ -50,4 +51,24 @@ pub fn per_call(f: impl FnMut() -> bool) -> usize {
     let total = allocations(f);
     assert_eq!(total % CALLS, 0, "{total} allocations over {CALLS} runs");
     total / CALLS
+}
+
+/// The bare service: answers `x + 1` at once.
+pub fn bare() -> impl Service<
+    u64,
+    Response = u64,
+    Error = Infallible,
+    Future = std::future::Ready<Result<u64, Infallible>>,
+> + Clone {
+    tower::service_fn(|x: u64| std::future::ready(Ok::<_, Infallible>(x + 1)))
+}
+
+/// The bare HTTP service: answers an empty `200` at once.
+pub fn bare_http() -> impl Service<
+    u64,
+    Response = http::Response<()>,
+    Error = Infallible,
+    Future = std::future::Ready<Result<http::Response<()>, Infallible>>,
+> + Clone {
+    tower::service_fn(|_: u64| std::future::ready(Ok::<_, Infallible>(http::Response::new(()))))
 }
