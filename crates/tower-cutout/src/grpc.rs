@@ -415,6 +415,7 @@ pub struct UnavailableError;
 impl<Res, E: Into<BoxError>> Reject<Res, E> for UnavailableError {
     type Error = BoxError;
 
+    #[inline]
     fn rejected(&self, rejection: cutout::Rejected) -> Result<Res, BoxError> {
         Err(Rejected::boxed_with_status(rejection))
     }

@@ -33,6 +33,7 @@ pub(crate) const MAX_PAYLOAD: u64 = (1 << 49) - 1;
 
 impl Code {
     /// A code; `kind` is taken modulo 4, `payload` saturates at [`MAX_PAYLOAD`].
+    #[inline]
     pub(crate) fn new(kind: u8, flag: bool, payload: u64) -> Self {
         Self {
             kind: kind & 0b11,
@@ -60,6 +61,7 @@ mod imp {
     const KIND_SHIFT: u32 = 50;
     const FLAG: usize = 1 << 49;
 
+    #[inline]
     fn encode(code: Code) -> usize {
         (MAGIC << MAGIC_SHIFT)
             | (usize::from(code.kind & 0b11) << KIND_SHIFT)
@@ -68,6 +70,7 @@ mod imp {
             | (code.payload.min(super::MAX_PAYLOAD) as usize)
     }
 
+    #[inline]
     fn decode(address: usize) -> Option<Code> {
         if address >> MAGIC_SHIFT != MAGIC {
             return None;
@@ -80,6 +83,7 @@ mod imp {
     }
 
     /// `make(slot)` in a box that points at the address coding `code`: no allocation.
+    #[inline]
     pub(crate) fn boxed<T>(code: Code, make: impl FnOnce(Slot) -> T) -> Box<T> {
         const {
             assert!(size_of::<T>() == 0 && align_of::<T>() == 1);
@@ -98,6 +102,7 @@ mod imp {
     }
 
     /// The code of the value `slot` belongs to, if `slot` is where [`boxed`] put it.
+    #[inline]
     pub(crate) fn read(slot: &Slot) -> Option<Code> {
         // A zero-sized field's address is its zero-sized owner's.
         decode(std::ptr::from_ref(slot).addr())
@@ -152,6 +157,7 @@ mod imp {
     }
 
     /// The code stored in `slot`.
+    #[inline]
     pub(crate) fn read(slot: &Slot) -> Option<Code> {
         Some(slot.code)
     }

@@ -76,6 +76,7 @@ impl Rejected {
     /// assert_eq!(rejected.retry_after(), Some(Duration::from_millis(1_500)));
     /// assert_eq!(err.to_string(), "circuit breaker is open; retry after 1.5s");
     /// ```
+    #[inline]
     pub fn boxed(reason: cutout::Rejected) -> Box<Self> {
         Self::coded(reason, false)
     }
@@ -86,6 +87,7 @@ impl Rejected {
         Self::coded(reason, true)
     }
 
+    #[inline]
     fn coded(reason: cutout::Rejected, with_status: bool) -> Box<Self> {
         let (kind, payload) = match reason {
             cutout::Rejected::Open { retry_after } => (OPEN, millis_rounded_up(retry_after)),
@@ -98,12 +100,14 @@ impl Rejected {
         tagged::boxed(Code::new(kind, with_status, payload), |slot| Self { slot })
     }
 
+    #[inline]
     fn code(&self) -> Option<Code> {
         tagged::read(&self.slot)
     }
 
     /// The breaker's reason, with its state; `retry_after` in whole milliseconds, rounded
     /// up. `None` when read away from its box (see [above](Self)).
+    #[inline]
     pub fn reason(&self) -> Option<cutout::Rejected> {
         let code = self.code()?;
         let retry_after = Duration::from_millis(code.payload);
@@ -118,6 +122,7 @@ impl Rejected {
     /// How long until the breaker may admit a call: the rest of the open time, or of a full
     /// half-open period's probe lease, in whole milliseconds rounded up. `None` when the
     /// circuit was forced open, or when read away from its box (see [above](Self)).
+    #[inline]
     pub fn retry_after(&self) -> Option<Duration> {
         self.reason().and_then(|r| r.retry_after())
     }
@@ -131,6 +136,7 @@ impl Rejected {
 
 /// `d` in whole milliseconds, rounded up (a client told to wait 0 ms while 0.3 ms remain
 /// would be rejected again), saturating.
+#[inline]
 fn millis_rounded_up(d: Duration) -> u64 {
     let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
     u64::try_from(ms).unwrap_or(u64::MAX)
