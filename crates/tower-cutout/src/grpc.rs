@@ -8,7 +8,11 @@
 //! - On a server, [`UnavailableResponse`] answers a rejection with a trailers-only
 //!   `UNAVAILABLE` response (`grpc-status: 14`) and a `grpc-retry-pushback-ms` hint.
 //! - On a client, [`UnavailableError`] fails the call with an error tonic's client reports
-//!   as `Status::unavailable`; the status's source is the [`error::Rejected`](Rejected).
+//!   as `Status::unavailable`; the status's source is the [`error::Rejected`](Rejected)
+//!   (of unknown reason once tonic has moved it: the status's message gives the kind).
+//!
+//! Neither allocates per rejection beyond the response's header map (see
+//! [`crate::reject`]): header values and the client's statuses are static.
 //!
 //! ```
 //! use tonic::Code;
