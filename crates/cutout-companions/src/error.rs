@@ -176,7 +176,7 @@ pub fn chain<'a>(
 /// use cutout_companions::{BoxError, error::is_breaker_rejection};
 ///
 /// let open = cutout::Rejected::ForcedOpen;
-/// let from_tower: BoxError = Box::new(tower_cutout::error::Rejected::from(open));
+/// let from_tower: BoxError = tower_cutout::error::Rejected::boxed(open);
 /// let from_core: BoxError = Box::new(cutout::CallError::<std::io::Error>::Rejected(open));
 /// let other: BoxError = "connection reset".into();
 /// assert!(is_breaker_rejection(from_tower.as_ref()));
@@ -212,7 +212,7 @@ pub fn is_load_shed(err: &(dyn Error + 'static)) -> bool {
 /// use std::time::Duration;
 ///
 /// let open = cutout::Rejected::Open { retry_after: Duration::from_secs(3) };
-/// let err: BoxError = Box::new(tower_cutout::error::Rejected::from(open));
+/// let err: BoxError = tower_cutout::error::Rejected::boxed(open);
 /// assert_eq!(retry_after(err.as_ref()), Some(Duration::from_secs(3)));
 /// ```
 pub fn retry_after(err: &(dyn Error + 'static)) -> Option<Duration> {

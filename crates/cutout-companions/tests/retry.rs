@@ -206,10 +206,10 @@ async fn rejections_are_never_retried() {
         retry_after: Duration::from_secs(1),
     };
     let rejections: Vec<fn(cutout::Rejected) -> BoxError> = vec![
-        |r| Box::new(tower_cutout::error::Rejected::from(r)),
+        |r| tower_cutout::error::Rejected::boxed(r),
         |r| Box::new(r),
         |r| Box::new(cutout::CallError::<std::io::Error>::Rejected(r)),
-        |r| Box::new(Wrapped(Box::new(tower_cutout::error::Rejected::from(r)))),
+        |r| Box::new(Wrapped(tower_cutout::error::Rejected::boxed(r))),
         |r| Box::new(Wrapped(Box::new(Wrapped(Box::new(r))))),
         |_| Box::new(cutout_companions::bulkhead::BulkheadFull::full(4)),
         |_| Box::new(tower::load_shed::error::Overloaded::new()),

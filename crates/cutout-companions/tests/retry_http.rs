@@ -285,9 +285,10 @@ async fn errors_of_an_http_service_are_transient_unless_rejections() {
             async move {
                 match n {
                     1 => Err::<Response<String>, BoxError>("connection reset".into()),
-                    _ => Err(Box::new(tower_cutout::error::Rejected::from(
-                        cutout::Rejected::ForcedOpen,
-                    )) as BoxError),
+                    _ => Err(
+                        tower_cutout::error::Rejected::boxed(cutout::Rejected::ForcedOpen)
+                            as BoxError,
+                    ),
                 }
             }
         });

@@ -8,7 +8,11 @@
 //! - On a server, [`UnavailableResponse`] answers a rejection with a trailers-only
 //!   `UNAVAILABLE` response (`grpc-status: 14`) and a `grpc-retry-pushback-ms` hint.
 //! - On a client, [`UnavailableError`] fails the call with an error tonic's client reports
-//!   as `Status::unavailable`; the status's source is the [`error::Rejected`](Rejected).
+//!   as `Status::unavailable`; the status's source is the [`error::Rejected`](Rejected)
+//!   (of unknown reason once tonic has moved it: the status's message gives the kind).
+//!
+//! Neither allocates per rejection beyond the response's header map (see
+//! [`crate::reject`]): header values and the client's statuses are static.
 //!
 //! ```
 //! use tonic::Code;
@@ -23,10 +27,11 @@
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll, ready};
 
 use cutout::Outcome;
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tonic::{Code, Status};
@@ -35,9 +40,10 @@ use crate::classify::{Classify, Recorder};
 use crate::error::{BoxError, Rejected};
 use crate::reject::Reject;
 
-const GRPC_STATUS: &str = "grpc-status";
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 /// gRPC's retry pushback: how long the client should wait before retrying, in ms.
-const PUSHBACK: &str = "grpc-retry-pushback-ms";
+const PUSHBACK: HeaderName = HeaderName::from_static("grpc-retry-pushback-ms");
 
 /// Classifies gRPC calls by status code: `UNAVAILABLE`, `DEADLINE_EXCEEDED`,
 /// `RESOURCE_EXHAUSTED`, `INTERNAL` and `UNKNOWN` are failures by default, every other code
@@ -247,6 +253,7 @@ impl<B: Body> Body for GrpcBody<B> {
 
 /// The `Status::unavailable` for `rejection`: the message is the rejection's, and a
 /// `grpc-retry-pushback-ms` entry carries the time until the breaker may admit a call.
+/// This builds a new status (it allocates); the layer's own modes use static ones.
 ///
 /// ```
 /// use std::time::Duration;
@@ -263,37 +270,121 @@ pub fn unavailable(rejection: cutout::Rejected) -> Status {
     if let Some(d) = rejection.retry_after() {
         let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         if let Ok(v) = tonic::metadata::MetadataValue::try_from(ms.to_string()) {
-            status.metadata_mut().insert(PUSHBACK, v);
+            status.metadata_mut().insert("grpc-retry-pushback-ms", v);
         }
     }
     status
 }
 
-impl From<Rejected> for Status {
-    /// `Status::unavailable`, with the rejection as its source.
-    fn from(rejected: Rejected) -> Self {
-        let mut status = unavailable(rejected.reason());
-        status.set_source(std::sync::Arc::new(Rejected::new(rejected.reason())));
-        status
+/// A rejection's kind, as the static `grpc-message` says it: (the message, percent-encoded
+/// as the header carries it). `None`: a rejection of unknown reason.
+fn kind_message(reason: Option<&cutout::Rejected>) -> (&'static str, &'static str) {
+    match reason {
+        Some(cutout::Rejected::Open { .. }) => {
+            ("circuit breaker is open", "circuit%20breaker%20is%20open")
+        }
+        Some(cutout::Rejected::HalfOpenFull { .. }) => (
+            "circuit breaker is half-open and its probe slots are taken",
+            "circuit%20breaker%20is%20half-open%20and%20its%20probe%20slots%20are%20taken",
+        ),
+        Some(cutout::Rejected::ForcedOpen) => (
+            "circuit breaker is forced open",
+            "circuit%20breaker%20is%20forced%20open",
+        ),
+        _ => (
+            "circuit breaker rejected the call",
+            "circuit%20breaker%20rejected%20the%20call",
+        ),
     }
 }
 
+/// The `Status::unavailable` for a kind of rejection, made once per process: the source of
+/// an [`UnavailableError`]'s rejection, which tonic's client copies (code and message) into
+/// the status it returns. It has no pushback: a static status cannot carry the time.
+pub(crate) fn static_status(reason: Option<&cutout::Rejected>) -> &'static Status {
+    static STATUSES: [OnceLock<Status>; 4] = [const { OnceLock::new() }; 4];
+    let index = match reason {
+        Some(cutout::Rejected::Open { .. }) => 0,
+        Some(cutout::Rejected::HalfOpenFull { .. }) => 1,
+        Some(cutout::Rejected::ForcedOpen) => 2,
+        _ => 3,
+    };
+    STATUSES[index].get_or_init(|| Status::unavailable(kind_message(reason).0))
+}
+
+/// The message of a request whose key got no breaker (the keyed layer's registry is full),
+/// and its percent-encoded form.
+#[cfg(feature = "keyed")]
+pub(crate) const NO_BREAKER_MESSAGE: (&str, &str) = (
+    "no breaker for this key: the registry is full",
+    "no%20breaker%20for%20this%20key:%20the%20registry%20is%20full",
+);
+
+/// The static `Status::unavailable` of a request whose key got no breaker.
+#[cfg(feature = "keyed")]
+pub(crate) fn no_breaker_status() -> &'static Status {
+    static STATUS: OnceLock<Status> = OnceLock::new();
+    STATUS.get_or_init(|| Status::unavailable(NO_BREAKER_MESSAGE.0))
+}
+
+impl From<Box<Rejected>> for Status {
+    /// `Status::unavailable` ([`unavailable`]), with the [`cutout::Rejected`] as its source
+    /// (for a rejection read away from its box: the generic message, no source).
+    fn from(rejected: Box<Rejected>) -> Self {
+        match rejected.reason() {
+            Some(reason) => {
+                let mut status = unavailable(reason);
+                status.set_source(std::sync::Arc::new(reason));
+                status
+            }
+            None => Status::unavailable(kind_message(None).0),
+        }
+    }
+}
+
+/// A trailers-only `UNAVAILABLE` response whose headers are all static: `content-type`,
+/// `grpc-status: 14`, `grpc_message` (percent-encoded) and, when `retry_after` is
+/// known, `grpc-retry-pushback-ms` (whole seconds, rounded up, in ms: static up to an
+/// hour).
+pub(crate) fn unavailable_response<B: Default>(
+    grpc_message: &'static str,
+    retry_after: Option<std::time::Duration>,
+) -> Response<B> {
+    let mut response = Response::new(B::default());
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(GRPC_STATUS, HeaderValue::from_static("14"));
+    headers.insert(GRPC_MESSAGE, HeaderValue::from_static(grpc_message));
+    if let Some(d) = retry_after {
+        let seconds = crate::http::whole_seconds(d);
+        headers.insert(PUSHBACK, crate::decimal::thousands_header_value(seconds));
+    }
+    response
+}
+
 /// For tonic servers: a rejection is a trailers-only response with `grpc-status: 14`
-/// (`UNAVAILABLE`), the rejection as `grpc-message`, and `grpc-retry-pushback-ms`; the inner
-/// service's errors pass through.
+/// (`UNAVAILABLE`), a `grpc-message` for the kind of rejection ("circuit breaker is open")
+/// and `grpc-retry-pushback-ms` (the time until the breaker may admit a call, in whole
+/// seconds rounded up, in ms), all static values; the [`cutout::Rejected`] is in the
+/// response's extensions. The inner service's errors pass through.
 ///
 /// ```
 /// use http::Response;
+/// use std::time::Duration;
 /// use tower_cutout::{grpc::UnavailableResponse, reject::Reject};
 ///
-/// let response: Response<String> = Reject::<_, std::convert::Infallible>::rejected(
-///     &UnavailableResponse,
-///     cutout::Rejected::ForcedOpen,
-/// )
-/// .unwrap();
+/// let rejection = cutout::Rejected::Open { retry_after: Duration::from_millis(2_500) };
+/// let response: Response<String> =
+///     Reject::<_, std::convert::Infallible>::rejected(&UnavailableResponse, rejection).unwrap();
 /// assert_eq!(response.status(), http::StatusCode::OK);
 /// assert_eq!(response.headers()["grpc-status"], "14");
+/// assert_eq!(response.headers()["grpc-message"], "circuit%20breaker%20is%20open");
+/// assert_eq!(response.headers()["grpc-retry-pushback-ms"], "3000");
 /// assert_eq!(response.headers()["content-type"], "application/grpc");
+/// assert_eq!(response.extensions().get::<cutout::Rejected>(), Some(&rejection));
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UnavailableResponse;
@@ -302,11 +393,8 @@ impl<B: Default, E> Reject<Response<B>, E> for UnavailableResponse {
     type Error = E;
 
     fn rejected(&self, rejection: cutout::Rejected) -> Result<Response<B>, E> {
-        let mut response = unavailable(rejection).into_http::<B>();
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
+        let grpc_message = kind_message(Some(&rejection)).1;
+        let mut response = unavailable_response(grpc_message, rejection.retry_after());
         response.extensions_mut().insert(rejection);
         Ok(response)
     }
@@ -317,17 +405,23 @@ impl<B: Default, E> Reject<Response<B>, E> for UnavailableResponse {
     }
 }
 
-/// For tonic clients: a rejection is an [`error::Rejected`](Rejected) whose source is the
-/// [`unavailable`] status, so tonic's client returns `Status::unavailable` (with the
-/// rejection as the status's source); the inner service's errors are boxed.
+/// For tonic clients: a rejection is an [`error::Rejected`](Rejected) whose source is a
+/// static `Status::unavailable` for its kind, so tonic's client returns
+/// `Status::unavailable` with the kind's message ("circuit breaker is open"); the inner
+/// service's errors are boxed. Nothing is allocated per rejection.
+///
+/// tonic moves the error into an `Arc` as the returned status's source, so the
+/// [`error::Rejected`](Rejected) found there reads as a rejection of unknown reason (no
+/// `retry_after`; see its docs); the code and message say it was the breaker.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UnavailableError;
 
 impl<Res, E: Into<BoxError>> Reject<Res, E> for UnavailableError {
     type Error = BoxError;
 
+    #[inline]
     fn rejected(&self, rejection: cutout::Rejected) -> Result<Res, BoxError> {
-        Err(Box::new(Rejected::with_status(rejection)))
+        Err(Rejected::boxed_with_status(rejection))
     }
 
     #[inline]

@@ -232,6 +232,10 @@ pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duratio
 /// the inner service's errors pass through unchanged (an infallible service stays
 /// infallible). The response carries the [`cutout::Rejected`] in its extensions.
 ///
+/// `Retry-After` is a static value up to an hour (one allocation above), so a rejection
+/// allocates only what the response needs: the header map's storage (2) and the
+/// extension (3); see [`crate::reject`].
+///
 /// ```
 /// use http::{Response, StatusCode, header::RETRY_AFTER};
 /// use std::time::Duration;
@@ -267,7 +271,7 @@ pub fn service_unavailable<B: Default>(rejection: cutout::Rejected) -> Response<
     if let Some(d) = rejection.retry_after() {
         response
             .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(whole_seconds(d)));
+            .insert(RETRY_AFTER, crate::decimal::header_value(whole_seconds(d)));
     }
     response.extensions_mut().insert(rejection);
     response

@@ -72,7 +72,8 @@
 //! | `balance` | `eject::Ejection`: endpoint ejection in tower's p2c balancer, a breaker per endpoint with a guardrail on the share ejected |
 //! | `keyed` | `keyed::KeyedCircuitBreakerLayer`: a breaker per key (per host with `keyed::Authority` and `http`), from a bounded `cutout_keyed` registry |
 
-#![forbid(unsafe_code)]
+// Denied, not forbidden: `tagged` (the zero-sized boxed errors) is the one module allowed it.
+#![deny(unsafe_code)]
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -84,6 +85,8 @@
 mod builder;
 mod circuit_breaker;
 pub mod classify;
+#[cfg(feature = "http")]
+mod decimal;
 #[cfg(feature = "balance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "balance")))]
 pub mod eject;
@@ -99,6 +102,8 @@ pub mod http;
 pub mod keyed;
 mod recording;
 pub mod reject;
+#[allow(unsafe_code)]
+mod tagged;
 mod wake;
 
 pub use builder::ServiceBuilderExt;

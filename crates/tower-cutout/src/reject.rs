@@ -1,12 +1,22 @@
 //! What a rejection becomes: an error (the default) or a response.
 //!
-//! | mode | service error | a rejection is |
-//! |---|---|---|
-//! | [`RejectWithError`] (default) | [`BoxError`] | `Err(Box<error::Rejected>)` (one allocation) |
-//! | [`RejectWithCallError`] | [`cutout::CallError<E>`] | `Err(CallError::Rejected(..))`, no allocation |
-//! | `http::ServiceUnavailable` (feature `http`) | the inner error | `503` with `Retry-After` |
-//! | `grpc::UnavailableResponse` (feature `grpc`) | the inner error | a gRPC response, `grpc-status: 14` |
-//! | `grpc::UnavailableError` (feature `grpc`) | [`BoxError`] | an error tonic reads as `Status::unavailable` |
+//! | mode | service error | a rejection is | allocations per rejection |
+//! |---|---|---|---:|
+//! | [`RejectWithError`] (default) | [`BoxError`] | `Err(Box<error::Rejected>)` | 0 |
+//! | [`RejectWithCallError`] | [`cutout::CallError<E>`] | `Err(CallError::Rejected(..))` | 0 |
+//! | `http::ServiceUnavailable` (feature `http`) | the inner error | `503` with `Retry-After` | 5 (3 forced open): the floor |
+//! | `grpc::UnavailableResponse` (feature `grpc`) | the inner error | a gRPC response, `grpc-status: 14` | 5: the floor |
+//! | `grpc::UnavailableError` (feature `grpc`) | [`BoxError`] | an error tonic reads as `Status::unavailable` | 0 |
+//!
+//! The error modes allocate nothing: [`error::Rejected`](Rejected) is zero-sized on 64-bit
+//! targets, its box points at an address that codes the rejection (read it through the box;
+//! see its docs), and the gRPC error's `Status` is a static one per kind of rejection. A
+//! response mode's header values are static (`Retry-After` and the gRPC pushback up to an
+//! hour; one more allocation above), so it allocates what an `http::Response` with those
+//! headers and the [`cutout::Rejected`] in its extensions needs, its floor: the header map's
+//! index and entries on the first insert (2), the extensions' map, its table and the boxed
+//! value (3). `tests/reject_alloc.rs` and `benches/alloc.rs` measure each mode beside its
+//! floor.
 
 use crate::error::{BoxError, Rejected};
 
@@ -23,8 +33,8 @@ pub trait Reject<Res, E> {
     fn inner_error(&self, error: E) -> Self::Error;
 }
 
-/// The default mode: a rejection is an [`error::Rejected`](Rejected) in a [`BoxError`], and
-/// the inner service's errors are boxed too.
+/// The default mode: a rejection is an [`error::Rejected`](Rejected) in a [`BoxError`]
+/// (zero-sized: no allocation), and the inner service's errors are boxed too.
 ///
 /// ```
 /// use tower_cutout::{error::{BoxError, Rejected}, reject::{Reject, RejectWithError}};
@@ -44,7 +54,7 @@ where
 
     #[inline]
     fn rejected(&self, rejection: cutout::Rejected) -> Result<Res, BoxError> {
-        Err(Box::new(Rejected::new(rejection)))
+        Err(Rejected::boxed(rejection))
     }
 
     #[inline]
@@ -55,9 +65,10 @@ where
 
 /// A rejection is a [`cutout::CallError::Rejected`] and an inner error a
 /// [`cutout::CallError::Inner`]: a typed error, matched rather than downcast, that allocates
-/// nothing. The default mode boxes every rejection (one small allocation, about as long as
-/// the rest of the rejection path); pick this mode where the service's error type may be
-/// the inner error's own (it implements `std::error::Error` when the inner error does).
+/// nothing (as the default mode's zero-sized boxed error does not either); pick this mode
+/// where the service's error type may be the inner error's own (it implements
+/// `std::error::Error` when the inner error does), or to keep the rejection as a value
+/// that can be moved and stored.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]

@@ -232,17 +232,21 @@ async fn a_server_side_rejection_is_a_trailers_only_unavailable() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "application/grpc");
     assert_eq!(response.headers()["grpc-status"], "14");
+    // Static values: the kind's message, the pushback in whole seconds rounded up.
     assert_eq!(
         response.headers()["grpc-message"],
-        "circuit%20breaker%20is%20open;%20retry%20after%202.5s"
+        "circuit%20breaker%20is%20open"
     );
-    assert_eq!(response.headers()["grpc-retry-pushback-ms"], "2500");
+    assert_eq!(response.headers()["grpc-retry-pushback-ms"], "3000");
+    assert_eq!(
+        response.extensions().get::<cutout::Rejected>(),
+        Some(&cutout::Rejected::Open {
+            retry_after: Duration::from_millis(2_500)
+        })
+    );
     let status = tonic::Status::from_header_map(response.headers()).unwrap();
     assert_eq!(status.code(), Code::Unavailable);
-    assert_eq!(
-        status.message(),
-        "circuit breaker is open; retry after 2.5s"
-    );
+    assert_eq!(status.message(), "circuit breaker is open");
 }
 
 #[test]
@@ -258,21 +262,47 @@ fn a_client_side_rejection_reads_as_status_unavailable() {
     };
     assert!(err.is::<Rejected>());
     assert_eq!(err.to_string(), "circuit breaker is open; retry after 2s");
-    // What tonic's client does with a transport service's error:
+    assert_eq!(
+        err.downcast_ref::<Rejected>().unwrap().retry_after(),
+        Some(Duration::from_secs(2))
+    );
+    let in_chain = std::error::Error::source(err.as_ref())
+        .and_then(|e| e.downcast_ref::<tonic::Status>())
+        .expect("a static status as the source");
+    assert_eq!(in_chain.message(), "circuit breaker is open");
+    // What tonic's client does with a transport service's error: copies the status found
+    // in the chain, and moves the error into an `Arc` as its source.
     let status = tonic::Status::from_error(err);
     assert_eq!(status.code(), Code::Unavailable);
-    assert_eq!(status.message(), "circuit breaker is open; retry after 2s");
+    assert_eq!(status.message(), "circuit breaker is open");
     let source = std::error::Error::source(&status).expect("the rejection as the source");
     let rejected = source
         .downcast_ref::<Rejected>()
         .expect("a tower_cutout rejection");
-    assert_eq!(rejected.retry_after(), Some(Duration::from_secs(2)));
+    assert_eq!(rejected.reason(), None, "moved away from its box: unknown");
+    assert_eq!(rejected.to_string(), "circuit breaker rejected the call");
 
-    // And the conversion for handlers that hold a rejection.
-    let status: tonic::Status = Rejected::from(cutout::Rejected::ForcedOpen).into();
+    // And the conversion for handlers that hold a rejection: the full status.
+    let status: tonic::Status = Rejected::boxed(cutout::Rejected::Open {
+        retry_after: Duration::from_millis(1_500),
+    })
+    .into();
     assert_eq!(
         (status.code(), status.message()),
-        (Code::Unavailable, "circuit breaker is forced open")
+        (
+            Code::Unavailable,
+            "circuit breaker is open; retry after 1.5s"
+        )
+    );
+    assert_eq!(
+        status.metadata().get("grpc-retry-pushback-ms").unwrap(),
+        "1500"
+    );
+    assert_eq!(
+        std::error::Error::source(&status).and_then(|e| e.downcast_ref::<cutout::Rejected>()),
+        Some(&cutout::Rejected::Open {
+            retry_after: Duration::from_millis(1_500)
+        })
     );
 }
 
@@ -321,7 +351,7 @@ async fn a_tonic_server_behind_the_layer_trips_rejects_without_reaching_the_hand
     for _ in 0..4 {
         let status = quote::get_quote(&mut client, "ACME").await.unwrap_err();
         assert_eq!(status.code(), Code::Unavailable);
-        assert_eq!(status.message(), "circuit breaker is open; retry after 10s");
+        assert_eq!(status.message(), "circuit breaker is open");
         assert_eq!(
             status.metadata().get("grpc-retry-pushback-ms").unwrap(),
             "10000"
@@ -381,11 +411,12 @@ async fn a_tonic_client_behind_the_layer_stops_calling_a_failing_server() {
     for _ in 0..3 {
         let status = quote::get_quote(&mut client, "AB").await.unwrap_err();
         assert_eq!(status.code(), Code::Unavailable);
-        assert_eq!(status.message(), "circuit breaker is open; retry after 10s");
+        assert_eq!(status.message(), "circuit breaker is open");
+        // tonic moved the rejection into an `Arc`: it is there, of unknown reason.
         let rejected = std::error::Error::source(&status)
             .and_then(|e| e.downcast_ref::<Rejected>())
             .expect("the rejection as the status's source");
-        assert_eq!(rejected.retry_after(), Some(Duration::from_secs(10)));
+        assert_eq!(rejected.retry_after(), None);
     }
     assert_eq!(
         server.database.hits(),

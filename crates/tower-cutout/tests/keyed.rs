@@ -106,7 +106,7 @@ fn a_failing_host_trips_its_own_breaker_while_others_reach_the_service() {
         let rejected = err.downcast_ref::<Rejected>().expect("a rejection");
         assert_eq!(
             rejected.reason(),
-            cutout::Rejected::Open { retry_after: OPEN }
+            Some(cutout::Rejected::Open { retry_after: OPEN })
         );
         assert_eq!(send(&mut svc, "http://b.example/ok").unwrap(), "/ok");
     }
@@ -194,7 +194,7 @@ fn a_dropped_response_future_frees_the_half_open_probe_slot() {
     let err = done(svc.call(get_req("http://a.example/"))).unwrap_err();
     assert!(matches!(
         err.downcast_ref::<Rejected>().unwrap().reason(),
-        cutout::Rejected::HalfOpenFull { .. }
+        Some(cutout::Rejected::HalfOpenFull { .. })
     ));
     assert_eq!(inner.calls(), 1);
 
@@ -328,7 +328,10 @@ fn a_full_registry_refuses_new_keys_without_calling_the_service() {
 
     let err = send(&mut svc, "http://c.example/ok").unwrap_err();
     let no_breaker = err.downcast_ref::<NoBreaker>().expect("no breaker");
-    assert_eq!(no_breaker.reason(), &KeyedRejected::Full { capacity: 2 });
+    assert_eq!(
+        no_breaker.reason(),
+        Some(KeyedRejected::Full { capacity: 2 })
+    );
     assert_eq!(
         err.to_string(),
         "no breaker for this key: the registry holds 2 breakers that are open, half-open or in use"
@@ -793,21 +796,43 @@ fn the_grpc_modes_answer_a_full_registry_as_unavailable() {
     assert_eq!(response.headers()["content-type"], "application/grpc");
     assert_eq!(response.headers().get("grpc-retry-pushback-ms"), None);
     assert_eq!(response.extensions().get::<KeyedRejected>(), Some(&full));
+    let status = tonic::Status::from_header_map(response.headers()).unwrap();
+    assert_eq!(
+        status.message(),
+        "no breaker for this key: the registry is full"
+    );
 
+    // The client mode: the static status in the source chain, copied by tonic.
     let err = KeyedReject::<(), BoxError>::no_breaker(&UnavailableError, full.clone()).unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<NoBreaker>().unwrap().reason(),
+        Some(full.clone())
+    );
     let status = tonic::Status::from_error(err);
     assert_eq!(status.code(), tonic::Code::Unavailable);
     assert_eq!(
         status.message(),
-        "no breaker for this key: the registry holds 3 breakers that are open, half-open or in use"
+        "no breaker for this key: the registry is full"
     );
+    // tonic moved the error into an `Arc`: away from its box it reads as unknown.
+    let source = std::error::Error::source(&status).unwrap();
+    assert_eq!(source.downcast_ref::<NoBreaker>().unwrap().reason(), None);
+
+    // The conversion for a handler holding the boxed refusal keeps the reason.
     let converted = tonic::Status::from(
-        *KeyedReject::<(), BoxError>::no_breaker(&tower_cutout::reject::RejectWithError, full)
-            .unwrap_err()
-            .downcast::<NoBreaker>()
-            .unwrap(),
+        KeyedReject::<(), BoxError>::no_breaker(
+            &tower_cutout::reject::RejectWithError,
+            full.clone(),
+        )
+        .unwrap_err()
+        .downcast::<NoBreaker>()
+        .unwrap(),
     );
     assert_eq!(converted.code(), tonic::Code::Unavailable);
+    assert_eq!(
+        std::error::Error::source(&converted).and_then(|e| e.downcast_ref::<KeyedRejected>()),
+        Some(&full)
+    );
 }
 
 #[test]

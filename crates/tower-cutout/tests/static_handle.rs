@@ -159,7 +159,7 @@ fn racing_services_reserve_exactly_the_configured_probes_and_give_them_back_on_d
                             let rejected = e.downcast_ref::<Rejected>().expect("a rejection");
                             assert!(matches!(
                                 rejected.reason(),
-                                cutout::Rejected::HalfOpenFull { .. }
+                                Some(cutout::Rejected::HalfOpenFull { .. })
                             ));
                             0
                         }

@@ -456,10 +456,14 @@ impl Shared {
             }
             Ok(response) => Err(PayError::Status(response.status().as_u16())),
             Err(e) => {
-                if let Some(rejected) = e.downcast_ref::<tower_cutout::error::Rejected>() {
+                // Read through the box (a moved-out `Rejected` has no reason).
+                if let Some(reason) = e
+                    .downcast_ref::<tower_cutout::error::Rejected>()
+                    .and_then(tower_cutout::error::Rejected::reason)
+                {
                     self.metrics.rejected.increment(1);
                     self.count(|s| s.rejected += 1);
-                    Err(PayError::Rejected(rejected.reason()))
+                    Err(PayError::Rejected(reason))
                 } else if e.is::<tower::timeout::error::Elapsed>() {
                     Err(PayError::Timeout)
                 } else {

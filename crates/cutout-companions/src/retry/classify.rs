@@ -61,7 +61,7 @@ where
 /// ```
 /// use cutout_companions::{BoxError, retry::{Verdict, classify_error}};
 ///
-/// let rejected: BoxError = Box::new(tower_cutout::error::Rejected::from(cutout::Rejected::ForcedOpen));
+/// let rejected: BoxError = tower_cutout::error::Rejected::boxed(cutout::Rejected::ForcedOpen);
 /// assert_eq!(classify_error(rejected.as_ref()), Verdict::Rejected);
 /// let reset: BoxError = "connection reset".into();
 /// assert_eq!(classify_error(reset.as_ref()), Verdict::Transient { retry_after: None });

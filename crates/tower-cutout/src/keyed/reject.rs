@@ -20,6 +20,12 @@ use crate::reject::{Reject, RejectWithError};
 /// | `grpc::UnavailableResponse` | `grpc-status: 14` | `grpc-status: 14`, no pushback |
 /// | `grpc::UnavailableError` | an error tonic's client reports as `Status::unavailable` | a [`NoBreaker`] whose source is a `Status::unavailable` |
 ///
+/// None of them allocates for a refused key beyond what a response's header map and
+/// extensions need (see [`crate::reject`]). A key whose breaker could not be built
+/// ([`KeyedRejected::Config`], which the registry's checked template rules out) is the
+/// [`KeyedRejected`] itself in the error modes (boxed, one allocation: a zero-sized
+/// [`NoBreaker`] cannot carry its `ConfigError`).
+///
 /// A custom mode implements this one method too:
 ///
 /// ```
@@ -51,7 +57,10 @@ where
     E: Into<BoxError>,
 {
     fn no_breaker(&self, rejection: KeyedRejected) -> Result<Res, BoxError> {
-        Err(Box::new(NoBreaker::new(rejection)))
+        Err(match rejection {
+            KeyedRejected::Full { capacity } => NoBreaker::boxed(capacity),
+            other => Box::new(other),
+        })
     }
 }
 
@@ -69,14 +78,11 @@ impl<B: Default, E> KeyedReject<http::Response<B>, E> for crate::http::ServiceUn
 
 #[cfg(feature = "grpc")]
 impl<B: Default, E> KeyedReject<http::Response<B>, E> for crate::grpc::UnavailableResponse {
-    /// A trailers-only `UNAVAILABLE` response (no pushback), the [`KeyedRejected`] in its
-    /// extensions.
+    /// A trailers-only `UNAVAILABLE` response (no pushback; `grpc-message` "no breaker for
+    /// this key: the registry is full"), the [`KeyedRejected`] in its extensions.
     fn no_breaker(&self, rejection: KeyedRejected) -> Result<http::Response<B>, E> {
-        let mut response = tonic::Status::unavailable(rejection.to_string()).into_http::<B>();
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/grpc"),
-        );
+        let mut response =
+            crate::grpc::unavailable_response(crate::grpc::NO_BREAKER_MESSAGE.1, None);
         response.extensions_mut().insert(rejection);
         Ok(response)
     }
@@ -84,8 +90,11 @@ impl<B: Default, E> KeyedReject<http::Response<B>, E> for crate::grpc::Unavailab
 
 #[cfg(feature = "grpc")]
 impl<Res, E: Into<BoxError>> KeyedReject<Res, E> for crate::grpc::UnavailableError {
-    /// A [`NoBreaker`] whose source is a `Status::unavailable`.
+    /// A [`NoBreaker`] whose source is a static `Status::unavailable`.
     fn no_breaker(&self, rejection: KeyedRejected) -> Result<Res, BoxError> {
-        Err(Box::new(NoBreaker::with_status(rejection)))
+        Err(match rejection {
+            KeyedRejected::Full { capacity } => NoBreaker::boxed_with_status(capacity),
+            other => Box::new(tonic::Status::unavailable(other.to_string())),
+        })
     }
 }
