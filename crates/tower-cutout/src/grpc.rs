@@ -8,11 +8,13 @@
 //! - On a server, [`UnavailableResponse`] answers a rejection with a trailers-only
 //!   `UNAVAILABLE` response (`grpc-status: 14`) and a `grpc-retry-pushback-ms` hint.
 //! - On a client, [`UnavailableError`] fails the call with an error tonic's client reports
-//!   as `Status::unavailable`; the status's source is the [`error::Rejected`](Rejected)
-//!   (of unknown reason once tonic has moved it: the status's message gives the kind).
+//!   as `Status::unavailable`, with the retry time in its message and a
+//!   `grpc-retry-pushback-ms` entry; the status's source is the [`error::Rejected`](Rejected)
+//!   (of unknown reason once tonic has moved it: the status gives the kind and the time).
 //!
 //! Neither allocates per rejection beyond the response's header map (see
-//! [`crate::reject`]): header values and the client's statuses are static.
+//! [`crate::reject`]): header values are static, and the client's statuses are made once
+//! per kind and whole second of retry time.
 //!
 //! ```
 //! use tonic::Code;
@@ -29,6 +31,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use cutout::Outcome;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
@@ -298,10 +301,39 @@ fn kind_message(reason: Option<&cutout::Rejected>) -> (&'static str, &'static st
     }
 }
 
-/// The `Status::unavailable` for a kind of rejection, made once per process: the source of
-/// an [`UnavailableError`]'s rejection, which tonic's client copies (code and message) into
-/// the status it returns. It has no pushback: a static status cannot carry the time.
+/// The `Status::unavailable` of a rejection, made once per process for each kind and whole
+/// second of retry time: the source of an [`UnavailableError`]'s rejection, which tonic's
+/// client copies (code, message, `grpc-retry-pushback-ms`) into the status it returns.
+///
+/// A retry time is rounded up to whole seconds (a client never comes back before the
+/// breaker admits), and has its own status up to an hour (`decimal::MAX`); each is made on
+/// first use, so a process keeps one per second it has rejected with (a few hundred bytes
+/// each; the table of empty cells is zeroed memory the kernel maps only when written).
+/// Past an hour, and for a forced-open breaker, the kind's status without a time.
 pub(crate) fn static_status(reason: Option<&cutout::Rejected>) -> &'static Status {
+    const SECONDS: usize = crate::decimal::MAX as usize + 1;
+    static TIMED: [[OnceLock<Status>; SECONDS]; 2] =
+        [const { [const { OnceLock::new() }; SECONDS] }; 2];
+    let timed = match reason {
+        Some(cutout::Rejected::Open { retry_after }) => Some((0, *retry_after)),
+        Some(cutout::Rejected::HalfOpenFull { retry_after }) => Some((1, *retry_after)),
+        _ => None,
+    };
+    if let Some((kind, retry_after)) = timed {
+        let seconds = crate::http::whole_seconds(retry_after);
+        if let Some(cell) = usize::try_from(seconds)
+            .ok()
+            .and_then(|s| TIMED[kind].get(s))
+        {
+            return cell.get_or_init(|| {
+                let retry_after = Duration::from_secs(seconds);
+                unavailable(match kind {
+                    0 => cutout::Rejected::Open { retry_after },
+                    _ => cutout::Rejected::HalfOpenFull { retry_after },
+                })
+            });
+        }
+    }
     static STATUSES: [OnceLock<Status>; 4] = [const { OnceLock::new() }; 4];
     let index = match reason {
         Some(cutout::Rejected::Open { .. }) => 0,
@@ -406,13 +438,15 @@ impl<B: Default, E> Reject<Response<B>, E> for UnavailableResponse {
 }
 
 /// For tonic clients: a rejection is an [`error::Rejected`](Rejected) whose source is a
-/// static `Status::unavailable` for its kind, so tonic's client returns
-/// `Status::unavailable` with the kind's message ("circuit breaker is open"); the inner
-/// service's errors are boxed. Nothing is allocated per rejection.
+/// static `Status::unavailable` for its kind and retry time in whole seconds (rounded up),
+/// so tonic's client returns `Status::unavailable` with that message ("circuit breaker is
+/// open; retry after 10s") and `grpc-retry-pushback-ms`; the inner service's errors are
+/// boxed. Nothing is allocated per rejection (each status is made once per process, on
+/// first use; past an hour of retry time the kind's status has no time).
 ///
 /// tonic moves the error into an `Arc` as the returned status's source, so the
 /// [`error::Rejected`](Rejected) found there reads as a rejection of unknown reason (no
-/// `retry_after`; see its docs); the code and message say it was the breaker.
+/// `retry_after`; see its docs): read the time from the status's message or pushback.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UnavailableError;
 

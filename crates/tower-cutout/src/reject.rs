@@ -10,7 +10,8 @@
 //!
 //! The error modes allocate nothing: [`error::Rejected`](Rejected) is zero-sized on 64-bit
 //! targets, its box points at an address that codes the rejection (read it through the box;
-//! see its docs), and the gRPC error's `Status` is a static one per kind of rejection. A
+//! see its docs), and the gRPC error's `Status` is a static one per kind of rejection and whole
+//! second of retry time (made on first use; past an hour, one per kind without the time). A
 //! response mode's header values are static (`Retry-After` and the gRPC pushback up to an
 //! hour; one more allocation above), so it allocates what an `http::Response` with those
 //! headers and the [`cutout::Rejected`] in its extensions needs, its floor: the header map's

@@ -269,12 +269,19 @@ fn a_client_side_rejection_reads_as_status_unavailable() {
     let in_chain = std::error::Error::source(err.as_ref())
         .and_then(|e| e.downcast_ref::<tonic::Status>())
         .expect("a static status as the source");
-    assert_eq!(in_chain.message(), "circuit breaker is open");
+    assert_eq!(
+        in_chain.message(),
+        "circuit breaker is open; retry after 2s"
+    );
     // What tonic's client does with a transport service's error: copies the status found
     // in the chain, and moves the error into an `Arc` as its source.
     let status = tonic::Status::from_error(err);
     assert_eq!(status.code(), Code::Unavailable);
-    assert_eq!(status.message(), "circuit breaker is open");
+    assert_eq!(status.message(), "circuit breaker is open; retry after 2s");
+    assert_eq!(
+        status.metadata().get("grpc-retry-pushback-ms").unwrap(),
+        "2000"
+    );
     let source = std::error::Error::source(&status).expect("the rejection as the source");
     let rejected = source
         .downcast_ref::<Rejected>()
@@ -408,10 +415,21 @@ async fn a_tonic_client_behind_the_layer_stops_calling_a_failing_server() {
     assert_eq!(breaker.state(), State::Open);
     assert_eq!(server.database.hits(), 5);
 
+    let whole_seconds = |d: Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
     for _ in 0..3 {
+        let before = whole_seconds(breaker.retry_after().expect("open"));
         let status = quote::get_quote(&mut client, "AB").await.unwrap_err();
+        let after = whole_seconds(breaker.retry_after().expect("open"));
         assert_eq!(status.code(), Code::Unavailable);
-        assert_eq!(status.message(), "circuit breaker is open");
+        // The retry time at the rejection, rounded up to whole seconds, in the message and
+        // the pushback.
+        let retry = (after..=before)
+            .find(|s| status.message() == format!("circuit breaker is open; retry after {s}s"))
+            .unwrap_or_else(|| panic!("{:?}, retry {after}..={before} s", status.message()));
+        assert_eq!(
+            status.metadata().get("grpc-retry-pushback-ms").unwrap(),
+            &(retry * 1_000).to_string()
+        );
         // tonic moved the rejection into an `Arc`: it is there, of unknown reason.
         let rejected = std::error::Error::source(&status)
             .and_then(|e| e.downcast_ref::<Rejected>())

@@ -1,6 +1,6 @@
 //! A tonic client behind the circuit breaker layer. The quote server's database goes down;
 //! after three `UNAVAILABLE` answers the client's breaker opens and later calls fail at
-//! once with `Status::unavailable` ("circuit breaker is open") without reaching the server.
+//! once with `Status::unavailable` (carrying a retry pushback) without reaching the server.
 //!
 //! The gRPC service is hand-written (prost derive, `tonic::client::Grpc`, no protoc); see
 //! `crates/tower-cutout/tests/support/quote_service.rs`. The example starts its own server on loopback and exits:

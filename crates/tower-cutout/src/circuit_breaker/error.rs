@@ -295,7 +295,37 @@ mod tests {
                 .unwrap()
                 .downcast_ref::<tonic::Status>()
                 .unwrap();
-            assert!(std::ptr::eq(status, same), "one status per kind");
+            assert!(std::ptr::eq(status, same), "one status per kind and second");
         }
+        // The time in whole seconds, rounded up: 1.2 s and 2 s share a status; past an hour,
+        // the kind's status without a time.
+        let status_of = |reason| {
+            let boxed = Rejected::boxed_with_status(reason);
+            let status: *const tonic::Status = boxed
+                .source()
+                .and_then(|s| s.downcast_ref::<tonic::Status>())
+                .unwrap();
+            // Compared as addresses: the statuses are statics, they outlive the box.
+            status
+        };
+        let open = |ms| cutout::Rejected::Open {
+            retry_after: Duration::from_millis(ms),
+        };
+        assert_eq!(status_of(open(1_200)), status_of(open(2_000)));
+        assert_ne!(status_of(open(2_000)), status_of(open(2_001)));
+        let late = crate::grpc::static_status(Some(&open(2_000)));
+        assert_eq!(late.message(), "circuit breaker is open; retry after 2s");
+        assert_eq!(
+            late.metadata().get("grpc-retry-pushback-ms").unwrap(),
+            "2000"
+        );
+        let beyond = crate::grpc::static_status(Some(&open(3_600_001)));
+        assert_eq!(beyond.message(), "circuit breaker is open");
+        assert!(beyond.metadata().get("grpc-retry-pushback-ms").is_none());
+        assert_eq!(
+            status_of(open(3_600_001)),
+            status_of(open(u64::MAX)),
+            "one status past an hour"
+        );
     }
 }

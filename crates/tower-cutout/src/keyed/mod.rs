@@ -85,7 +85,7 @@
 //! |---|---|---|
 //! | `RejectWithError` (default) | [`error::Rejected`](crate::error::Rejected) | [`error::NoBreaker`] |
 //! | `http::ServiceUnavailable` | `503` with `Retry-After` | `503` |
-//! | `grpc::UnavailableResponse` / `grpc::UnavailableError` | `UNAVAILABLE` (the response with pushback) | `UNAVAILABLE` |
+//! | `grpc::UnavailableResponse` / `grpc::UnavailableError` | `UNAVAILABLE` with pushback | `UNAVAILABLE` |
 //!
 //! A response future dropped before it finishes (a cancelled call) records
 //! [`cutout::Outcome::Ignored`], which frees a half-open probe slot, and releases the key's
