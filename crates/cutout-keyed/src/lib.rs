@@ -63,7 +63,9 @@
 //!
 //! [`try_acquire`]: KeyedBreakers::try_acquire
 
-#![forbid(unsafe_code)]
+// One module, `borrowed`, allows `unsafe`: the `&'static` registry's lease, which borrows
+// its node from the map; see its SAFETY comment.
+#![deny(unsafe_code)]
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -72,6 +74,7 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod borrowed;
 mod error;
 mod node;
 
@@ -88,8 +91,12 @@ use cutout::{
 };
 use papaya::Guard;
 
+pub use borrowed::{StaticKeyedPermit, StaticLease};
 pub use error::{KeyedCallError, KeyedConfigError, KeyedRejected};
 use node::Node;
+#[cfg(cutout_loom)]
+#[doc(hidden)]
+pub use node::model;
 
 /// The default capacity.
 pub const DEFAULT_CAPACITY: usize = 1024;
