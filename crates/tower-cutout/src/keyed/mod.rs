@@ -122,6 +122,7 @@ pub mod error;
 mod extract;
 pub mod future;
 mod layer;
+mod registry;
 mod reject;
 mod service;
 
@@ -130,6 +131,7 @@ pub use extract::KeyExtractor;
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use extract::{Authority, AuthorityKey};
 pub use layer::KeyedCircuitBreakerLayer;
+pub use registry::KeyedRegistry;
 pub use reject::KeyedReject;
 pub use service::KeyedCircuitBreaker;
 
@@ -153,11 +155,14 @@ pub use service::KeyedCircuitBreaker;
 /// ```
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub type HttpKeyedCircuitBreakerLayer<H = cutout_keyed::DefaultHashBuilder> =
-    KeyedCircuitBreakerLayer<
-        AuthorityKey,
-        Authority,
-        crate::http::HttpClassifier,
-        crate::http::ServiceUnavailable,
-        H,
-    >;
+pub type HttpKeyedCircuitBreakerLayer<
+    H = cutout_keyed::DefaultHashBuilder,
+    G = std::sync::Arc<cutout_keyed::KeyedBreakers<AuthorityKey, H>>,
+> = KeyedCircuitBreakerLayer<
+    AuthorityKey,
+    Authority,
+    crate::http::HttpClassifier,
+    crate::http::ServiceUnavailable,
+    H,
+    G,
+>;
