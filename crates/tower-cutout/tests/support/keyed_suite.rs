@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
+use super::counted::Counted;
+use super::{Shared, share};
 use axum::Router;
 use axum::extract::Request as AxumRequest;
 use axum::routing::get;
-use super::counted::Counted;
-use super::{Shared, share};
 use cutout::{ManualClock, Outcome, State, TokioClock};
 use cutout_keyed::{KeyedBreakers, KeyedRejected};
 use futures::FutureExt;
@@ -212,6 +212,50 @@ fn a_dropped_response_future_frees_the_half_open_probe_slot() {
     send_response2.send_response("fine".to_owned());
     assert_eq!(done(&mut probe).unwrap(), "fine");
     assert_eq!(hosts.state(&a), Some(State::Closed));
+}
+
+#[test]
+fn a_cancelled_call_gives_its_permit_back_and_then_its_key_can_be_evicted() {
+    let clock = ManualClock::new();
+    let hosts = registry(&clock, 1, 100);
+    let (mock, mut handle) = mock::pair::<Request<()>, String>();
+    let mut svc = mock::Spawn::new(KeyedCircuitBreaker::new(
+        mock,
+        hosts.clone(),
+        Authority::new(),
+    ));
+    handle.allow(1);
+    let a = key("a.example");
+    assert!(svc.poll_ready().is_ready());
+    let call = svc.call(get_req("http://a.example/"));
+    let breaker = (*hosts.lease(&a).unwrap()).clone();
+    assert_eq!(hosts.evict_idle(), 0, "used since the start");
+    assert_eq!(
+        hosts.evict_idle(),
+        0,
+        "idle a whole period, but a call is in flight"
+    );
+    assert_eq!(hosts.state(&a), Some(State::Closed));
+
+    // Cancelled before the inner service answered: Ignored, then the breaker is released.
+    drop(call);
+    let stats = breaker.stats();
+    assert_eq!(
+        (
+            stats.admitted,
+            stats.successes,
+            stats.failures,
+            stats.ignored
+        ),
+        (1, 0, 0, 1)
+    );
+    assert_eq!(
+        hosts.evict_idle(),
+        1,
+        "released and idle for a whole period"
+    );
+    assert_eq!(hosts.state(&a), None);
+    assert_eq!(hosts.evicted(), 1);
 }
 
 #[test]
