@@ -15,28 +15,38 @@
 //! [`CachePadded`] counter each; 64 bytes on most other targets), on top of the breaker:
 //! 256 bytes on a 2-core machine, at most 2 KiB (16 stripes).
 //!
-//! # Eviction: a claim flag, checked like Dekker's
+//! # Eviction: a claim bit in every stripe
 //!
-//! The node's `claim` is `FREE`, `TENTATIVE` or `RETIRED` (final).
+//! Each stripe counts in units of two; its low bit is the claim bit. The node's `claim` is
+//! `FREE`, `TENTATIVE` or `RETIRED` (final), and says which eviction owns the bits.
 //!
-//! - **Enter**: `fetch_add(1)` on the thread's stripe, then load `claim` (both `SeqCst`).
-//!   `FREE`: entered. `TENTATIVE`: undo the increment, back off, retry. `RETIRED`: undo
-//!   and report it (the registry removes the node and makes a new breaker).
-//! - **Claim** (eviction): `FREE -> TENTATIVE` by compare-exchange, then sum the stripes
-//!   and read the breaker's state (all `SeqCst`). A sum of zero and a closed breaker make
-//!   the claim final (`RETIRED`); anything else puts `FREE` back.
+//! - **Enter**: `fetch_add(2)` on the thread's stripe. If the value before had no claim
+//!   bit: entered, and that one read-modify-write is the whole fast path. Otherwise undo
+//!   the add and look at `claim`: `RETIRED`, report it (the registry removes the node and
+//!   makes a new breaker); `TENTATIVE`, wait (spin, then yield) until the bit clears or
+//!   the claim becomes final.
+//! - **Claim** (eviction): `FREE -> TENTATIVE` by compare-exchange (one eviction at a
+//!   time), then `fetch_or(1)` on every stripe, summing the counts those return, then read
+//!   the breaker's state. A sum of zero and a closed breaker make the claim final
+//!   (`RETIRED`; the bits stay set, so no one enters again); anything else clears the bits
+//!   and puts `FREE` back.
 //!
-//! Why no user is ever in a retired node: in the single total order of `SeqCst`
-//! operations, an entering thread either loads `claim` before the claim was set (then its
-//! increment, which precedes that load, precedes every stripe read of the claimer, which
-//! sees it) or after (then it backs off and counts nothing). Once `TENTATIVE` is set, no
-//! stripe grows except by an increment that is undone before its thread goes on, so each
-//! stripe only falls while the claimer reads; the sum it reads, stripe by stripe at
-//! different moments, is then at least the number of users left at its last read, and
-//! no user can come after. A holder that counts in one more user (a lease clone) goes
-//! through the same protocol, so it cannot add to a stripe already read while its own
-//! user leaves on one not yet read. Exits are `Release`: the claimer's read of a stripe
-//! that saw an exit sees the outcome that user recorded.
+//! Why no user is ever in a retired node, with no fence and no `SeqCst`: every step that
+//! matters is a read-modify-write of one stripe, and those are totally ordered per stripe.
+//! An entry on a stripe either comes before the claim's `fetch_or` there (then that
+//! `fetch_or` returns it, counted) or after (then it sees the bit and counts nothing for
+//! good). So every user counted in a stripe the claim has not marked yet is found when it
+//! is marked, and a user's exit read on one stripe is never missing its entry on another:
+//! the sum the claim reads is at least the number of users at its last mark, and none can
+//! come after. A holder that counts in one more user (a lease clone) goes through the
+//! same entry. Exits are `Release` and the marks `AcqRel`: a mark that sees an exit sees
+//! the outcome that user recorded before it, so the state read after the marks is the
+//! state the last user left.
+//!
+//! This differs from a Dekker pair (a store to a flag and loads of the counters, both
+//! `SeqCst`): that needs either `SeqCst` fences, which put a full barrier on every entry,
+//! or `SeqCst` accesses, which loom does not model (it treats them as acquire/release and
+//! finds a false counterexample), so the loom model could not check it.
 
 #[cfg(cutout_loom)]
 use loom::sync::atomic::{AtomicU8, AtomicU64};
@@ -54,10 +64,16 @@ const TENTATIVE: u8 = 1;
 /// Claimed for eviction, final: no one may enter again.
 const RETIRED: u8 = 2;
 
+/// A stripe's claim bit (set by an eviction checking the node, on every stripe).
+const MARK: u64 = 1;
+/// One user in a stripe's count.
+const USER: u64 = 2;
+
 /// The most stripes a node has.
 const MAX_STRIPES: usize = 16;
 
 /// Spins before an entering thread that meets a tentative claim yields its time slice.
+#[cfg(not(cutout_loom))]
 const SPINS_BEFORE_YIELD: u32 = 16;
 
 /// The stripes per node: the machine's parallelism, rounded up to a power of two, at most
@@ -142,7 +158,7 @@ impl Node {
                 .collect(),
         };
         // Not shared yet: nothing can claim it before this count.
-        node.slot(stripe).fetch_add(1, Ordering::Relaxed);
+        node.slot(stripe).fetch_add(USER, Ordering::Relaxed);
         node
     }
 
@@ -163,27 +179,40 @@ impl Node {
     #[inline]
     pub(crate) fn enter_on(&self, stripe: usize) -> bool {
         let slot = self.slot(stripe);
+        if slot.fetch_add(USER, Ordering::Acquire) & MARK == 0 {
+            return true;
+        }
+        self.enter_marked(slot)
+    }
+
+    /// The entry found its stripe marked by an eviction: waits for it to decide.
+    #[cold]
+    #[inline(never)]
+    fn enter_marked(&self, slot: &AtomicU64) -> bool {
         let mut spins = 0;
         loop {
-            slot.fetch_add(1, Ordering::SeqCst);
-            match self.claim.load(Ordering::SeqCst) {
-                FREE => return true,
-                claim => {
-                    slot.fetch_sub(1, Ordering::Relaxed);
-                    if claim == RETIRED {
-                        return false;
-                    }
-                    // An eviction is checking the node: it will find a user (or not) and
-                    // decide within a few loads.
-                    backoff(&mut spins);
+            // Counted nothing for good: the claim's mark came first on this stripe.
+            slot.fetch_sub(USER, Ordering::Relaxed);
+            loop {
+                if self.claim.load(Ordering::Acquire) == RETIRED {
+                    return false;
                 }
+                if slot.load(Ordering::Relaxed) & MARK == 0 {
+                    break;
+                }
+                // An eviction is checking the node: it finds a user (or not) and decides
+                // within a few instructions.
+                backoff(&mut spins);
+            }
+            if slot.fetch_add(USER, Ordering::Acquire) & MARK == 0 {
+                return true;
             }
         }
     }
 
     /// Counts one more user in for a holder that already is one. A held node is never
     /// retired; the protocol is [`enter`](Self::enter)'s all the same (see the module
-    /// docs: an increment must not slip past a claim that is reading the stripes).
+    /// docs: an entry must not land on a stripe a claim has already read).
     pub(crate) fn enter_held(&self) {
         let entered = self.enter();
         debug_assert!(entered, "a held node is never retired");
@@ -198,14 +227,23 @@ impl Node {
     /// Counts a user out on `stripe`, whichever stripe it came in on.
     #[inline]
     pub(crate) fn exit_on(&self, stripe: usize) {
-        self.slot(stripe).fetch_sub(1, Ordering::Release);
+        self.slot(stripe).fetch_sub(USER, Ordering::Release);
     }
 
-    /// Users in (the wrapping sum of the stripes); exact only when nothing enters or exits.
+    /// The users a stripe's word counts (times [`USER`]): the wrapping sum of these over
+    /// the stripes.
+    #[inline]
+    fn count(word: u64) -> u64 {
+        word & !MARK
+    }
+
+    /// Users in (from the wrapping sum of the stripes); exact only when nothing enters or
+    /// exits.
     fn users(&self) -> u64 {
-        self.users.iter().fold(0u64, |sum, slot| {
-            sum.wrapping_add(slot.load(Ordering::SeqCst))
-        })
+        let sum = self.users.iter().fold(0u64, |sum, slot| {
+            sum.wrapping_add(Self::count(slot.load(Ordering::Acquire)))
+        });
+        sum / USER
     }
 
     /// Notes a use at registry tick `tick`: a read, and a write only when the tick moved.
@@ -238,15 +276,26 @@ impl Node {
     pub(crate) fn retire(&self) -> bool {
         if self
             .claim
-            .compare_exchange(FREE, TENTATIVE, Ordering::SeqCst, Ordering::Relaxed)
+            .compare_exchange(FREE, TENTATIVE, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
             return false;
         }
-        let claimed = self.users() == 0 && self.breaker.state() == State::Closed;
-        self.claim
-            .store(if claimed { RETIRED } else { FREE }, Ordering::SeqCst);
-        claimed
+        // Mark every stripe; the counts the marks return are the users (see the module
+        // docs).
+        let sum = self.users.iter().fold(0u64, |sum, slot| {
+            sum.wrapping_add(Self::count(slot.fetch_or(MARK, Ordering::AcqRel)))
+        });
+        if sum == 0 && self.breaker.state() == State::Closed {
+            // Final: the marks stay, so every later entry backs off and sees this.
+            self.claim.store(RETIRED, Ordering::Release);
+            return true;
+        }
+        for slot in self.users.iter() {
+            slot.fetch_and(!MARK, Ordering::Release);
+        }
+        self.claim.store(FREE, Ordering::Release);
+        false
     }
 }
 
@@ -315,9 +364,10 @@ mod tests {
         assert!(!n.retire());
         assert!(!n.retired(), "a failed claim rolls back");
         // Entered on stripe 0, exits on stripe 3 (a future moved threads): stripe 0 holds
-        // 1 and stripe 3 holds -1, and only the sum, 0, counts.
+        // one user and stripe 3 minus one, and only the sum, 0, counts.
         n.exit_on(3);
-        assert_eq!(n.slot(3).load(Ordering::Relaxed), u64::MAX);
+        assert_eq!(n.slot(0).load(Ordering::Relaxed), USER);
+        assert_eq!(n.slot(3).load(Ordering::Relaxed), 0u64.wrapping_sub(USER));
         assert_eq!(n.users(), 0);
         assert!(n.evictable());
         // Two users on two stripes; one leaves on a third.
@@ -334,6 +384,12 @@ mod tests {
         assert!(!n.enter_on(2), "retired is final");
         assert!(!n.retire());
         assert_eq!(n.users(), 0, "a refused entry counts nothing");
+        assert!(
+            n.users
+                .iter()
+                .all(|slot| slot.load(Ordering::Relaxed) & MARK != 0),
+            "a final claim leaves every stripe marked"
+        );
     }
 
     #[test]
@@ -350,40 +406,58 @@ mod tests {
     #[test]
     fn a_tentative_claim_that_finds_a_user_rolls_back_and_lets_users_in() {
         let n = node();
-        // A claim in progress, as `retire` sets it before it sums.
-        n.claim.store(TENTATIVE, Ordering::SeqCst);
-        assert!(!n.evictable());
-        assert!(!n.retired());
-        // The claimer sums: one user (the node's maker), so it rolls back.
-        assert_eq!(n.users(), 1);
-        n.claim.store(FREE, Ordering::SeqCst);
-        // `retire` itself does the same, and leaves the flag free.
+        // The user (the node's maker, on stripe 0) is found by the claim's mark of stripe
+        // 0: the claim rolls back, unmarks every stripe and frees the flag.
         assert!(!n.retire());
         assert_eq!(n.claim.load(Ordering::Relaxed), FREE);
+        assert!(
+            n.users
+                .iter()
+                .all(|slot| slot.load(Ordering::Relaxed) & MARK == 0)
+        );
         assert!(n.enter_on(2));
         assert_eq!(n.users(), 2);
+        // An entry on a stripe the claim has not marked yet enters, and is counted when
+        // the claim gets there.
+        n.exit_on(0);
+        n.exit_on(2);
+        n.claim.store(TENTATIVE, Ordering::Relaxed);
+        assert_eq!(n.slot(0).fetch_or(MARK, Ordering::AcqRel) & !MARK, 0);
+        assert!(n.enter_on(1), "stripe 1 is not marked yet");
+        assert_eq!(n.slot(1).fetch_or(MARK, Ordering::AcqRel) & !MARK, USER);
     }
 
     #[test]
-    fn an_entry_waits_out_a_tentative_claim_and_then_enters() {
+    fn an_entry_on_a_marked_stripe_waits_for_the_claim_to_decide() {
         let n = std::sync::Arc::new(node());
         n.exit_on(0);
-        n.claim.store(TENTATIVE, Ordering::SeqCst);
+        // A claim in progress has marked stripe 1.
+        n.claim.store(TENTATIVE, Ordering::Relaxed);
+        n.slot(1).fetch_or(MARK, Ordering::AcqRel);
         let entering = {
             let n = n.clone();
             std::thread::spawn(move || n.enter_on(1))
         };
-        // Whatever the entering thread has done so far, it counted nothing for good.
-        while n.slot(1).load(Ordering::SeqCst) != 0 {
-            std::hint::spin_loop();
-        }
-        n.claim.store(FREE, Ordering::SeqCst);
+        // The claim rolls back: the entry goes in.
+        n.slot(1).fetch_and(!MARK, Ordering::Release);
+        n.claim.store(FREE, Ordering::Release);
         assert!(
             entering.join().unwrap(),
             "entered once the claim rolled back"
         );
         assert_eq!(n.users(), 1);
-        assert!(!n.retire());
+        n.exit_on(1);
+
+        // This time the claim becomes final: the waiting entry is refused.
+        n.claim.store(TENTATIVE, Ordering::Relaxed);
+        n.slot(1).fetch_or(MARK, Ordering::AcqRel);
+        let entering = {
+            let n = n.clone();
+            std::thread::spawn(move || n.enter_on(1))
+        };
+        n.claim.store(RETIRED, Ordering::Release);
+        assert!(!entering.join().unwrap(), "refused by the final claim");
+        assert_eq!(n.users(), 0, "the refused entry counted nothing");
     }
 
     #[test]
