@@ -6,23 +6,16 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
-use std::time::Duration;
 
 use cutout::{CircuitBreaker, Listener, ManualClock, Outcome, State};
 use cutout_keyed::{KeyedBreakers, KeyedRejected};
 
-const OPEN: Duration = Duration::from_secs(10);
+mod support;
+
+use support::{OPEN, registry};
 
 fn leaked(capacity: usize, clock: &ManualClock) -> &'static KeyedBreakers<u32> {
-    KeyedBreakers::builder(
-        CircuitBreaker::builder()
-            .failure_threshold(1)
-            .open_duration(OPEN),
-    )
-    .capacity(capacity)
-    .build_with_clock(clock.clone())
-    .unwrap()
-    .leak()
+    registry(capacity, clock).leak()
 }
 
 #[test]

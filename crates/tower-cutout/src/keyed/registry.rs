@@ -38,6 +38,8 @@ pub(crate) mod sealed {
 /// during a call writes only the calling thread's stripe.
 pub trait KeyedRegistry<K>: sealed::Registry<K> {}
 
+impl<K, G: sealed::Registry<K>> KeyedRegistry<K> for G {}
+
 impl<K, H> sealed::Registry<K> for Arc<KeyedBreakers<K, H>>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -50,13 +52,6 @@ where
     fn acquire(&self, key: &K) -> Result<KeyedPermit, KeyedRejected> {
         self.try_acquire(key)
     }
-}
-
-impl<K, H> KeyedRegistry<K> for Arc<KeyedBreakers<K, H>>
-where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    H: BuildHasher + Send + Sync + 'static,
-{
 }
 
 impl<K, H> sealed::Registry<K> for &'static KeyedBreakers<K, H>
@@ -73,11 +68,4 @@ where
         let &registry = self;
         registry.try_acquire_static(key)
     }
-}
-
-impl<K, H> KeyedRegistry<K> for &'static KeyedBreakers<K, H>
-where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    H: BuildHasher + Send + Sync + 'static,
-{
 }
