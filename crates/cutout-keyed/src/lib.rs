@@ -39,11 +39,11 @@
 //! return, and reading the breaker's state after them; any user, or a state other than
 //! closed, rolls the claim back. So a breaker that is open, half-open, forced, or busy is
 //! never dropped, and no outcome is ever recorded on a dropped one, whatever the
-//! interleaving (a loom model checks the protocol: `loom-tests/tests/keyed_node.rs`). If every breaker
-//! is like that, a new key is refused with [`KeyedRejected::Full`] rather than growing the
-//! registry. Under concurrency, threads inserting at once may each add one breaker before
-//! seeing the registry full, so the length can exceed the capacity by the number of such
-//! threads for a moment.
+//! interleaving (a loom model checks the protocol: `loom-tests/tests/keyed_node.rs`). If
+//! every breaker is like that, a new key is refused with [`KeyedRejected::Full`] rather
+//! than growing the registry. Under concurrency, threads inserting at once may each add
+//! one breaker before seeing the registry full, so the length can exceed the capacity by
+//! the number of such threads for a moment.
 //!
 //! # Why papaya
 //!

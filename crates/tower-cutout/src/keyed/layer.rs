@@ -18,9 +18,10 @@ use crate::reject::RejectWithError;
 /// request. Config only: cheap to clone.
 ///
 /// Every service this layer makes, and every clone of those services, shares the layer's
-/// one registry ([`KeyedBreakers`] behind an [`Arc`]). [`new`](Self::new) shares a registry
-/// you built (and can watch, lease and evict from); [`from_builder`](Self::from_builder)
-/// builds one, once, in the constructor.
+/// one registry: a `&'static` [`KeyedBreakers`] (the fast way, see [`KeyedRegistry`]) or
+/// one behind an [`Arc`]. [`new`](Self::new) shares a registry you built (and can watch,
+/// lease and evict from); [`from_builder`](Self::from_builder) builds one behind an `Arc`,
+/// once, in the constructor.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
