@@ -128,11 +128,11 @@
 //! its registry entry) incremented and decremented per request, and a clone of the service
 //! increments the registry's. Those are cache lines every thread writes, which keeps the
 //! `Arc` path from scaling across threads; a `&'static` registry writes none of them. On a
-//! loaded 2-core VM (`benches/tower.rs`, fastest tenth of criterion's samples, three runs,
+//! loaded 2-core VM (`benches/tower.rs`, fastest tenth of criterion's samples, five runs,
 //! one key among 1 001), a request took 49-58 ns through the keyed layer on a `&'static`
 //! registry against 58-59 ns on an `Arc` one and 30-31 ns through the unkeyed layer on a
-//! `&'static` breaker; with two threads on that one key, 1.03-1.19x the one-thread time
-//! per request on the `&'static` registry, 2.5-2.8x on the `Arc` one.
+//! `&'static` breaker; with two threads on that one key, 1.02-1.26x the one-thread time
+//! per request on the `&'static` registry, 1.65-2.78x on the `Arc` one.
 //!
 //! The registry's default hasher is foldhash's ([`cutout_keyed::DefaultHashBuilder`],
 //! seeded at random), about 15 ns less per lookup among 1 000 keys than SipHash.
