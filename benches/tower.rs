@@ -23,7 +23,7 @@
 //! - `tower_layer_two_threads`: one breaker, one service clone per thread, `iter_custom`;
 //!   the time per call each thread sees. The owned permit's `Arc` count is shared.
 //! - `tower_layer_keyed`: `cutout` vs `cutout_keyed` (the keyed layer, one fixed key in a
-//!   registry of 1 001), and `bare` vs `cutout_http` vs `cutout_keyed_http` on
+//!   registry of 1 001) vs `cutout_keyed_static` (the same on a `&'static` registry), and `bare` vs `cutout_http` vs `cutout_keyed_http` on
 //!   `http::Request`s (keyed by their authority); prints its own fastest-batch table first.
 //!
 //! Allocations per request are counted by a counting global allocator and printed before
@@ -771,6 +771,8 @@ fn keyed(c: &mut Criterion) {
         KeyedCircuitBreakerLayer::new(hosts.clone(), |_: &u64| Some(7u64)).layer(bare());
     assert_eq!(request(&mut keyed, 1).ok(), Some(2));
     assert_eq!(hosts.len(), 1_001);
+    let mut keyed_static = keyed_1000_static();
+    assert_eq!(request(&mut keyed_static, 1).ok(), Some(2));
 
     let uri: http::Uri = "http://api.example:8080/v1/quote".parse().expect("a URI");
     let get = |uri: &http::Uri| {
@@ -861,6 +863,9 @@ fn keyed(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("cutout_keyed", "fixed_key"), |b| {
         b.iter(|| request(&mut keyed, black_box(1)))
     });
+    g.bench_function(BenchmarkId::new("cutout_keyed_static", "fixed_key"), |b| {
+        b.iter(|| request(&mut keyed_static, black_box(1)))
+    });
     g.bench_function(BenchmarkId::new("bare", "http_request"), |b| {
         b.iter(|| send(&mut bare_http, get(black_box(&uri))))
     });
@@ -874,10 +879,18 @@ fn keyed(c: &mut Criterion) {
     g.finish();
 }
 
-/// A registry of `others` keys (default hasher), each with a closed breaker.
+/// A registry of `others` keys (default hasher), each with a closed breaker, behind an
+/// `Arc`.
 fn registry<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
     others: impl Iterator<Item = K>,
 ) -> std::sync::Arc<cutout_keyed::KeyedBreakers<K>> {
+    std::sync::Arc::new(registry_of(others))
+}
+
+/// A registry of `others` keys (default hasher), each with a closed breaker.
+fn registry_of<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
+    others: impl Iterator<Item = K>,
+) -> cutout_keyed::KeyedBreakers<K> {
     let hosts = cutout_keyed::KeyedBreakers::builder(
         cutout::CircuitBreaker::builder()
             .failure_threshold(5)
@@ -889,7 +902,7 @@ fn registry<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
     for key in others {
         assert!(hosts.call(&key, || Ok::<_, Infallible>(())).is_ok());
     }
-    std::sync::Arc::new(hosts)
+    hosts
 }
 
 /// A breaker that lives until the process ends (the fast handle).
@@ -904,6 +917,17 @@ fn keyed_1000()
     let svc =
         tower_cutout::keyed::KeyedCircuitBreakerLayer::new(hosts.clone(), |_: &u64| Some(7u64))
             .layer(bare());
+    assert_eq!(hosts.len(), 1_000);
+    svc
+}
+
+/// The keyed layer on one fixed key of a `&'static` registry of 1 001
+/// (`KeyedBreakers::leak`): the future holds a `StaticKeyedPermit`, no reference count.
+fn keyed_1000_static()
+-> impl Service<u64, Response = u64, Error = tower_cutout::error::BoxError> + Clone + Send {
+    let hosts = registry_of(1_000..2_000u64).leak();
+    let svc = tower_cutout::keyed::KeyedCircuitBreakerLayer::new(hosts, |_: &u64| Some(7u64))
+        .layer(bare());
     assert_eq!(hosts.len(), 1_000);
     svc
 }
@@ -944,6 +968,11 @@ fn floors(c: &mut Criterion) {
     let mut svc = keyed_1000();
     assert_eq!(request(&mut svc, 1).ok(), Some(2));
     g.bench_function("cutout_keyed_1000_keys", |b| {
+        b.iter(|| request(&mut svc, black_box(1)))
+    });
+    let mut svc = keyed_1000_static();
+    assert_eq!(request(&mut svc, 1).ok(), Some(2));
+    g.bench_function("cutout_keyed_static_1000_keys", |b| {
         b.iter(|| request(&mut svc, black_box(1)))
     });
     g.finish();
@@ -1013,7 +1042,7 @@ fn floors(c: &mut Criterion) {
         CircuitBreakerLayer::new(leaked()).layer(bare()),
         layer().layer(bare()),
     );
-    let keyed = keyed_1000();
+    let (keyed, keyed_static) = (keyed_1000(), keyed_1000_static());
     for threads in [1, 2] {
         on(&mut g, "bare", threads, &bare());
         on(&mut g, "floor_static", threads, &static_floor);
@@ -1021,6 +1050,12 @@ fn floors(c: &mut Criterion) {
         on(&mut g, "cutout_static", threads, &static_layer);
         on(&mut g, "cutout", threads, &arc_layer);
         on(&mut g, "cutout_keyed_1000_keys", threads, &keyed);
+        on(
+            &mut g,
+            "cutout_keyed_static_1000_keys",
+            threads,
+            &keyed_static,
+        );
     }
     g.finish();
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the loom models of the cutout core (loom-tests/tests/models.rs).
+# Runs the loom models of the cutout core (loom-tests/tests/models.rs) and of cutout-keyed's
+# striped user count (loom-tests/tests/keyed_node.rs).
 #
 # The core's atomics switch to loom under `--cfg cutout_loom` (a namespaced cfg, so tokio
 # and other dependencies keep their normal builds). The build goes to its own target dir so

@@ -33,14 +33,17 @@
 //! breaker when it is next used.
 //!
 //! A breaker is evicted only if it is **closed** and **nothing holds it**: no call in
-//! flight, no [`KeyedPermit`], no [`Lease`]. Each breaker carries a user count; eviction
-//! claims a breaker with one compare-exchange on that count, which fails if any call began
-//! or ended since the breaker was seen closed and unused, so a breaker that is open,
-//! half-open, forced, or busy is never dropped, whatever the interleaving. If every breaker
-//! is like that, a new key is refused with [`KeyedRejected::Full`] rather than growing the
-//! registry. Under concurrency, threads inserting at once may each add one breaker before
-//! seeing the registry full, so the length can exceed the capacity by the number of such
-//! threads for a moment.
+//! flight, no [`KeyedPermit`] or [`StaticKeyedPermit`], no [`Lease`] or [`StaticLease`].
+//! Each breaker carries a user count, striped per thread; eviction claims a breaker by
+//! marking every stripe (no one enters a marked stripe), summing the counts the marks
+//! return, and reading the breaker's state after them; any user, or a state other than
+//! closed, rolls the claim back. So a breaker that is open, half-open, forced, or busy is
+//! never dropped, and no outcome is ever recorded on a dropped one, whatever the
+//! interleaving (a loom model checks the protocol: `loom-tests/tests/keyed_node.rs`). If
+//! every breaker is like that, a new key is refused with [`KeyedRejected::Full`] rather
+//! than growing the registry. Under concurrency, threads inserting at once may each add
+//! one breaker before seeing the registry full, so the length can exceed the capacity by
+//! the number of such threads for a moment.
 //!
 //! # Why papaya
 //!
@@ -53,17 +56,32 @@
 //!
 //! # Costs
 //!
-//! [`call`](KeyedBreakers::call) is a hash, a lock-free lookup, and two atomic increments on
-//! the breaker's user count around the breaker's own call. [`try_acquire`] and
-//! [`lease`](KeyedBreakers::lease) also clone reference counts, so that the permit or lease
-//! can outlive the lookup (across an `.await`). Nothing allocates per call once a key's
-//! breaker exists. The map is sized for the capacity when the registry is built (up to
-//! 65 536 breakers; about 18 KB of table for the default 1 024), so that lookups stay short
-//! however full the registry gets.
+//! [`call`](KeyedBreakers::call) is a hash, a lock-free lookup (papaya's read guard writes
+//! only the calling thread's own slot), and two atomic updates of the breaker's user count
+//! around the breaker's own call. The count is **striped**: one cache-line-padded counter
+//! per stripe, and a thread counts itself in and out on its own stripe (a call that moves
+//! threads may count out on another; only the sum matters), so threads calling through
+//! one key write no line in common. A stripe per core (the machine's parallelism rounded
+//! up to a power of two, at most 16) costs 128 bytes per breaker each on x86-64: 256 bytes
+//! per breaker on 2 cores, at most 2 KiB.
+//!
+//! [`try_acquire`] and [`lease`](KeyedBreakers::lease) also clone reference counts (the
+//! key's breaker and its entry), so that the permit or lease can outlive the lookup
+//! (across an `.await`): two lines every thread writes, twice per call. A registry that
+//! lives for the whole process avoids them: [`leak`](KeyedBreakers::leak) it (or keep it
+//! in a `static`) and use [`try_acquire_static`](KeyedBreakers::try_acquire_static) and
+//! [`lease_static`](KeyedBreakers::lease_static), whose permit and lease borrow the key's
+//! breaker; the closed path then writes only the calling thread's own lines.
+//!
+//! Nothing allocates per call once a key's breaker exists. The map is sized for the
+//! capacity when the registry is built (up to 65 536 breakers; about 18 KB of table for
+//! the default 1 024), so that lookups stay short however full the registry gets.
 //!
 //! [`try_acquire`]: KeyedBreakers::try_acquire
 
-#![forbid(unsafe_code)]
+// One module, `borrowed`, allows `unsafe`: the `&'static` registry's lease, which borrows
+// its node from the map; see its SAFETY comment.
+#![deny(unsafe_code)]
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -72,6 +90,7 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod borrowed;
 mod error;
 mod node;
 
@@ -88,8 +107,12 @@ use cutout::{
 };
 use papaya::Guard;
 
+pub use borrowed::{StaticKeyedPermit, StaticLease};
 pub use error::{KeyedCallError, KeyedConfigError, KeyedRejected};
 use node::Node;
+#[cfg(cutout_loom)]
+#[doc(hidden)]
+pub use node::model;
 
 /// The default capacity.
 pub const DEFAULT_CAPACITY: usize = 1024;

@@ -5,27 +5,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::Duration;
 
 use cutout::{CircuitBreaker, ManualClock, Outcome, Rejected, State};
 use cutout_keyed::{KeyedBreakers, KeyedCallError, KeyedConfigError, KeyedRejected};
 use proptest::prelude::*;
 
-const OPEN: Duration = Duration::from_secs(10);
+mod support;
 
-fn registry<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
-    capacity: usize,
-    clock: &ManualClock,
-) -> KeyedBreakers<K> {
-    KeyedBreakers::builder(
-        CircuitBreaker::builder()
-            .failure_threshold(1)
-            .open_duration(OPEN),
-    )
-    .capacity(capacity)
-    .build_with_clock(clock.clone())
-    .unwrap()
-}
+use support::{OPEN, registry};
 
 fn fail<K, S>(r: &KeyedBreakers<K, S>, key: &K)
 where

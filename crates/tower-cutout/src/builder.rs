@@ -10,15 +10,11 @@ use crate::grpc::{GrpcClassifier, UnavailableError, UnavailableResponse};
 use crate::handle::BreakerHandle;
 #[cfg(feature = "http")]
 use crate::http::{HttpClassifier, ServiceUnavailable};
-#[cfg(feature = "keyed")]
-use crate::keyed::KeyedCircuitBreakerLayer;
 #[cfg(all(feature = "keyed", feature = "http"))]
 use crate::keyed::{Authority, AuthorityKey, HttpKeyedCircuitBreakerLayer};
+#[cfg(feature = "keyed")]
+use crate::keyed::{KeyedCircuitBreakerLayer, KeyedRegistry};
 use crate::reject::RejectWithError;
-#[cfg(feature = "keyed")]
-use cutout_keyed::KeyedBreakers;
-#[cfg(feature = "keyed")]
-use std::sync::Arc;
 
 mod sealed {
     pub trait Sealed<T> {}
@@ -105,12 +101,12 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     #[cfg(feature = "keyed")]
     #[cfg_attr(docsrs, doc(cfg(feature = "keyed")))]
     #[allow(clippy::type_complexity)]
-    fn keyed_circuit_breaker<K, X, H>(
+    fn keyed_circuit_breaker<K, X, H, G: KeyedRegistry<K, Hasher = H>>(
         self,
-        registry: Arc<KeyedBreakers<K, H>>,
+        registry: G,
         extractor: X,
     ) -> ServiceBuilder<
-        Stack<KeyedCircuitBreakerLayer<K, X, DefaultClassifier, RejectWithError, H>, L>,
+        Stack<KeyedCircuitBreakerLayer<K, X, DefaultClassifier, RejectWithError, H, G>, L>,
     >;
 
     /// Adds a [`KeyedCircuitBreakerLayer`] sharing `registry` for HTTP services: a breaker
@@ -118,10 +114,10 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     /// a rejection is a `503 Service Unavailable` response ([`ServiceUnavailable`]).
     #[cfg(all(feature = "keyed", feature = "http"))]
     #[cfg_attr(docsrs, doc(cfg(all(feature = "keyed", feature = "http"))))]
-    fn http_keyed_circuit_breaker<H>(
+    fn http_keyed_circuit_breaker<H, G: KeyedRegistry<AuthorityKey, Hasher = H>>(
         self,
-        registry: Arc<KeyedBreakers<AuthorityKey, H>>,
-    ) -> ServiceBuilder<Stack<HttpKeyedCircuitBreakerLayer<H>, L>>;
+        registry: G,
+    ) -> ServiceBuilder<Stack<HttpKeyedCircuitBreakerLayer<H, G>, L>>;
 }
 
 impl<L> sealed::Sealed<L> for ServiceBuilder<L> {}
@@ -171,21 +167,21 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     }
 
     #[cfg(feature = "keyed")]
-    fn keyed_circuit_breaker<K, X, H>(
+    fn keyed_circuit_breaker<K, X, H, G: KeyedRegistry<K, Hasher = H>>(
         self,
-        registry: Arc<KeyedBreakers<K, H>>,
+        registry: G,
         extractor: X,
     ) -> ServiceBuilder<
-        Stack<KeyedCircuitBreakerLayer<K, X, DefaultClassifier, RejectWithError, H>, L>,
+        Stack<KeyedCircuitBreakerLayer<K, X, DefaultClassifier, RejectWithError, H, G>, L>,
     > {
         self.layer(KeyedCircuitBreakerLayer::new(registry, extractor))
     }
 
     #[cfg(all(feature = "keyed", feature = "http"))]
-    fn http_keyed_circuit_breaker<H>(
+    fn http_keyed_circuit_breaker<H, G: KeyedRegistry<AuthorityKey, Hasher = H>>(
         self,
-        registry: Arc<KeyedBreakers<AuthorityKey, H>>,
-    ) -> ServiceBuilder<Stack<HttpKeyedCircuitBreakerLayer<H>, L>> {
+        registry: G,
+    ) -> ServiceBuilder<Stack<HttpKeyedCircuitBreakerLayer<H, G>, L>> {
         self.layer(
             KeyedCircuitBreakerLayer::new(registry, Authority::new())
                 .classify(HttpClassifier::new())

@@ -133,6 +133,10 @@ pub struct Recorder {
 pub(crate) enum Held {
     Owned(OwnedPermit),
     Static(Permit<'static>),
+    /// A permit of a `'static` keyed registry: it releases the key's breaker after it
+    /// records.
+    #[cfg(feature = "keyed")]
+    KeyedStatic(cutout_keyed::StaticKeyedPermit),
 }
 
 impl Held {
@@ -141,6 +145,8 @@ impl Held {
         match self {
             Held::Static(permit) => permit.record(outcome),
             Held::Owned(permit) => permit.record(outcome),
+            #[cfg(feature = "keyed")]
+            Held::KeyedStatic(permit) => permit.record(outcome),
         }
     }
 
@@ -148,6 +154,8 @@ impl Held {
         match self {
             Held::Static(permit) => permit.record_with_retry_after(outcome, retry_after),
             Held::Owned(permit) => permit.record_with_retry_after(outcome, retry_after),
+            #[cfg(feature = "keyed")]
+            Held::KeyedStatic(permit) => permit.record_with_retry_after(outcome, retry_after),
         }
     }
 }

@@ -47,6 +47,16 @@ impl IntoRecorder for cutout_keyed::KeyedPermit {
     }
 }
 
+#[cfg(feature = "keyed")]
+impl IntoRecorder for cutout_keyed::StaticKeyedPermit {
+    /// Borrowed from a `'static` registry: the permit holds the key's breaker itself, with
+    /// no reference count, until it records.
+    #[inline]
+    fn into_recorder(self, slow: bool) -> Recorder {
+        Recorder::new(Some(Held::KeyedStatic(self)), slow)
+    }
+}
+
 pin_project! {
     /// `P` is the permit, `J` the rejection.
     pub(crate) struct Recording<F, P, J, C, R> {

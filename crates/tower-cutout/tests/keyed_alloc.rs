@@ -1,6 +1,6 @@
 //! Allocations per request through the keyed layer, counted by a counting global allocator
 //! (`stats_alloc`): none on the admitted path once a key has its breaker, whether the key is
-//! a `u64` or an `http::Request`'s authority. One test, no harness, so nothing else
+//! a `u64` or an `http::Request`'s authority, and the registry an `Arc` or `&'static`. One test, no harness, so nothing else
 //! allocates while it counts.
 
 use std::convert::Infallible;
@@ -42,6 +42,15 @@ fn main() {
         KeyedCircuitBreakerLayer::new(hosts.clone(), |x: &u64| Some(*x % 4)).layer(bare());
     let closed = allocations(|| send(&mut svc, 1).is_ok());
     assert_eq!(closed, 0, "closed success, u64 key, default mode");
+
+    // The same on a `&'static` registry: the future holds a `StaticKeyedPermit`.
+    let leaked = Arc::into_inner(registry::<u64>(&clock, 16)).unwrap().leak();
+    let mut svc = KeyedCircuitBreakerLayer::new(leaked, |x: &u64| Some(*x % 4)).layer(bare());
+    let closed_static = allocations(|| send(&mut svc, 1).is_ok());
+    assert_eq!(
+        closed_static, 0,
+        "closed success, u64 key, 'static registry"
+    );
 
     let uri: http::Uri = "http://api.example:8080/v1".parse().unwrap();
     let get = || {
@@ -88,6 +97,10 @@ fn main() {
 
     println!("allocations per request through the keyed layer (over {CALLS}):");
     println!("  closed success, u64 key:              {}", closed / CALLS);
+    println!(
+        "  the same, 'static registry:           {}",
+        closed_static / CALLS
+    );
     println!(
         "  closed success, Authority, HTTP mode: {}",
         closed_http / CALLS

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::reject::KeyedReject;
 use crate::classify::Classify;
-use crate::recording::Recording;
+use crate::recording::{IntoRecorder, Recording};
 
 pin_project! {
     /// The response future of the [`KeyedCircuitBreaker`](super::KeyedCircuitBreaker)
@@ -23,20 +23,23 @@ pin_project! {
     /// the breaker stays in the registry until the outcome is recorded (after a gRPC body's
     /// trailers, say). Dropped before then (a cancelled call), it gives the permit back as
     /// [`cutout::Outcome::Ignored`] and then releases the breaker.
-    pub struct ResponseFuture<F, C, R> {
-        // A `KeyedPermit` drops the breaker's permit before the lease: Ignored is recorded
-        // before the breaker may be evicted.
+    ///
+    /// `P` is the permit: a [`KeyedPermit`] from an `Arc` registry, a
+    /// [`StaticKeyedPermit`](cutout_keyed::StaticKeyedPermit) from a `&'static` one.
+    pub struct ResponseFuture<F, C, R, P = KeyedPermit> {
+        // Both permits drop the breaker's permit before their hold on the key's breaker:
+        // Ignored is recorded before the breaker may be evicted.
         #[pin]
-        inner: Recording<F, KeyedPermit, KeyedRejected, C, R>,
+        inner: Recording<F, P, KeyedRejected, C, R>,
     }
 }
 
-impl<F, C, R> ResponseFuture<F, C, R> {
+impl<F, C, R, P> ResponseFuture<F, C, R, P> {
     /// The inner future; `permit` is `None` for a request without a key.
     #[inline]
     pub(crate) fn called(
         future: F,
-        permit: Option<KeyedPermit>,
+        permit: Option<P>,
         slow_deadline: Option<Instant>,
         classifier: C,
         reject: R,
@@ -54,9 +57,10 @@ impl<F, C, R> ResponseFuture<F, C, R> {
     }
 }
 
-impl<F, Res, E, C, R> Future for ResponseFuture<F, C, R>
+impl<F, Res, E, C, R, P> Future for ResponseFuture<F, C, R, P>
 where
     F: Future<Output = Result<Res, E>>,
+    P: IntoRecorder,
     C: Classify<Res, E>,
     R: KeyedReject<C::Response, E>,
 {
@@ -73,7 +77,7 @@ where
     }
 }
 
-impl<F, C, R> fmt::Debug for ResponseFuture<F, C, R> {
+impl<F, C, R, P: fmt::Debug> fmt::Debug for ResponseFuture<F, C, R, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.inner, f)
     }

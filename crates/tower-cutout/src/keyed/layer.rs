@@ -1,6 +1,7 @@
 use cutout_keyed::DefaultHashBuilder;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use cutout::Clock;
 use cutout_keyed::{KeyedBreakers, KeyedBuilder, KeyedConfigError};
 use tower_layer::Layer;
 
+use super::registry::KeyedRegistry;
 use super::service::KeyedCircuitBreaker;
 use crate::classify::DefaultClassifier;
 use crate::reject::RejectWithError;
@@ -16,9 +18,10 @@ use crate::reject::RejectWithError;
 /// request. Config only: cheap to clone.
 ///
 /// Every service this layer makes, and every clone of those services, shares the layer's
-/// one registry ([`KeyedBreakers`] behind an [`Arc`]). [`new`](Self::new) shares a registry
-/// you built (and can watch, lease and evict from); [`from_builder`](Self::from_builder)
-/// builds one, once, in the constructor.
+/// one registry: a `&'static` [`KeyedBreakers`] (the fast way, see [`KeyedRegistry`]) or
+/// one behind an [`Arc`]. [`new`](Self::new) shares a registry you built (and can watch,
+/// lease and evict from); [`from_builder`](Self::from_builder) builds one behind an `Arc`,
+/// once, in the constructor.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -54,32 +57,35 @@ pub struct KeyedCircuitBreakerLayer<
     C = DefaultClassifier,
     R = RejectWithError,
     H = DefaultHashBuilder,
+    G = Arc<KeyedBreakers<K, H>>,
 > {
-    pub(crate) config: Config<K, X, C, R, H>,
+    pub(crate) config: Config<K, X, C, R, H, G>,
 }
 
 /// The settings a layer hands to each service it makes.
-pub(crate) struct Config<K, X, C, R, H> {
-    pub(crate) registry: Arc<KeyedBreakers<K, H>>,
+pub(crate) struct Config<K, X, C, R, H, G> {
+    pub(crate) registry: G,
     pub(crate) extractor: X,
     pub(crate) classifier: C,
     pub(crate) reject: R,
     pub(crate) slow_call_threshold: Option<Duration>,
+    pub(crate) _types: PhantomData<fn() -> (K, H)>,
 }
 
-impl<K, X: Clone, C: Clone, R: Clone, H> Clone for Config<K, X, C, R, H> {
+impl<K, X: Clone, C: Clone, R: Clone, H, G: Clone> Clone for Config<K, X, C, R, H, G> {
     fn clone(&self) -> Self {
         Self {
-            registry: Arc::clone(&self.registry),
+            registry: self.registry.clone(),
             extractor: self.extractor.clone(),
             classifier: self.classifier.clone(),
             reject: self.reject.clone(),
             slow_call_threshold: self.slow_call_threshold,
+            _types: PhantomData,
         }
     }
 }
 
-impl<K, X, C, R, H> Config<K, X, C, R, H> {
+impl<K, X, C, R, H, G> Config<K, X, C, R, H, G> {
     pub(crate) fn debug(&self, d: &mut fmt::DebugStruct<'_, '_>) {
         d.field("key", &std::any::type_name::<K>())
             .field("extractor", &std::any::type_name::<X>())
@@ -89,11 +95,18 @@ impl<K, X, C, R, H> Config<K, X, C, R, H> {
     }
 }
 
-impl<K, X, H> KeyedCircuitBreakerLayer<K, X, DefaultClassifier, RejectWithError, H> {
+impl<K, X, H, G> KeyedCircuitBreakerLayer<K, X, DefaultClassifier, RejectWithError, H, G>
+where
+    G: KeyedRegistry<K, Hasher = H>,
+{
     /// A layer whose services share `registry`, keying requests with `extractor`. `Err` is
     /// a failure, rejections are errors ([`error::Rejected`](crate::error::Rejected) from a
     /// key's breaker, [`NoBreaker`](super::error::NoBreaker) from a full registry).
-    pub const fn new(registry: Arc<KeyedBreakers<K, H>>, extractor: X) -> Self {
+    ///
+    /// `registry` is a `&'static KeyedBreakers` (the fast way: from
+    /// [`KeyedBreakers::leak`] or a `static`; a service clone copies a pointer and a call
+    /// writes no reference count) or an `Arc<KeyedBreakers>`; see [`KeyedRegistry`].
+    pub const fn new(registry: G, extractor: X) -> Self {
         Self {
             config: Config {
                 registry,
@@ -101,12 +114,14 @@ impl<K, X, H> KeyedCircuitBreakerLayer<K, X, DefaultClassifier, RejectWithError,
                 classifier: DefaultClassifier,
                 reject: RejectWithError,
                 slow_call_threshold: None,
+                _types: PhantomData,
             },
         }
     }
 }
 
-impl<K, X, H> KeyedCircuitBreakerLayer<K, X, DefaultClassifier, RejectWithError, H>
+impl<K, X, H>
+    KeyedCircuitBreakerLayer<K, X, DefaultClassifier, RejectWithError, H, Arc<KeyedBreakers<K, H>>>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     H: BuildHasher + Send + Sync + 'static,
@@ -133,9 +148,9 @@ where
     }
 }
 
-impl<K, X, C, R, H> KeyedCircuitBreakerLayer<K, X, C, R, H> {
+impl<K, X, C, R, H, G> KeyedCircuitBreakerLayer<K, X, C, R, H, G> {
     /// The registry the layer's services share.
-    pub fn registry(&self) -> &Arc<KeyedBreakers<K, H>> {
+    pub fn registry(&self) -> &G {
         &self.config.registry
     }
 
@@ -143,7 +158,7 @@ impl<K, X, C, R, H> KeyedCircuitBreakerLayer<K, X, C, R, H> {
     /// [`CircuitBreakerLayer::classify`](crate::CircuitBreakerLayer::classify) does: a
     /// closure `Fn(&Result<Response, Error>) -> cutout::Outcome`, or any
     /// [`Classify`](crate::classify::Classify) (such as the HTTP and gRPC classifiers).
-    pub fn classify<C2>(self, classifier: C2) -> KeyedCircuitBreakerLayer<K, X, C2, R, H> {
+    pub fn classify<C2>(self, classifier: C2) -> KeyedCircuitBreakerLayer<K, X, C2, R, H, G> {
         let c = self.config;
         KeyedCircuitBreakerLayer {
             config: Config {
@@ -152,6 +167,7 @@ impl<K, X, C, R, H> KeyedCircuitBreakerLayer<K, X, C, R, H> {
                 classifier,
                 reject: c.reject,
                 slow_call_threshold: c.slow_call_threshold,
+                _types: PhantomData,
             },
         }
     }
@@ -160,7 +176,7 @@ impl<K, X, C, R, H> KeyedCircuitBreakerLayer<K, X, C, R, H> {
     /// mode of [`crate::reject`] is one).
     ///
     /// [`KeyedReject`]: super::KeyedReject
-    pub fn reject_with<R2>(self, reject: R2) -> KeyedCircuitBreakerLayer<K, X, C, R2, H> {
+    pub fn reject_with<R2>(self, reject: R2) -> KeyedCircuitBreakerLayer<K, X, C, R2, H, G> {
         let c = self.config;
         KeyedCircuitBreakerLayer {
             config: Config {
@@ -169,6 +185,7 @@ impl<K, X, C, R, H> KeyedCircuitBreakerLayer<K, X, C, R, H> {
                 classifier: c.classifier,
                 reject,
                 slow_call_threshold: c.slow_call_threshold,
+                _types: PhantomData,
             },
         }
     }
@@ -182,7 +199,9 @@ impl<K, X, C, R, H> KeyedCircuitBreakerLayer<K, X, C, R, H> {
     }
 }
 
-impl<K, X: Clone, C: Clone, R: Clone, H> Clone for KeyedCircuitBreakerLayer<K, X, C, R, H> {
+impl<K, X: Clone, C: Clone, R: Clone, H, G: Clone> Clone
+    for KeyedCircuitBreakerLayer<K, X, C, R, H, G>
+{
     fn clone(&self) -> Self {
         Self {
             config: self.config.clone(),
@@ -190,15 +209,17 @@ impl<K, X: Clone, C: Clone, R: Clone, H> Clone for KeyedCircuitBreakerLayer<K, X
     }
 }
 
-impl<S, K, X: Clone, C: Clone, R: Clone, H> Layer<S> for KeyedCircuitBreakerLayer<K, X, C, R, H> {
-    type Service = KeyedCircuitBreaker<S, K, X, C, R, H>;
+impl<S, K, X: Clone, C: Clone, R: Clone, H, G: Clone> Layer<S>
+    for KeyedCircuitBreakerLayer<K, X, C, R, H, G>
+{
+    type Service = KeyedCircuitBreaker<S, K, X, C, R, H, G>;
 
     fn layer(&self, inner: S) -> Self::Service {
         KeyedCircuitBreaker::from_config(inner, self.config.clone())
     }
 }
 
-impl<K, X, C, R, H> fmt::Debug for KeyedCircuitBreakerLayer<K, X, C, R, H> {
+impl<K, X, C, R, H, G> fmt::Debug for KeyedCircuitBreakerLayer<K, X, C, R, H, G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("KeyedCircuitBreakerLayer");
         self.config.debug(&mut d);

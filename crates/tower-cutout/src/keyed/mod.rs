@@ -6,22 +6,28 @@
 //! [`cutout_keyed::KeyedBreakers`] registry. One sick host trips its own breaker; requests
 //! to the others still reach the inner service.
 //!
+//! The fast way holds the registry as a `&'static KeyedBreakers`, made once at start-up
+//! with [`KeyedBreakers::leak`](cutout_keyed::KeyedBreakers::leak) (or a `static` in a
+//! `std::sync::LazyLock`): a clone of the service (axum clones it per request) copies a
+//! pointer, and the response future holds a
+//! [`StaticKeyedPermit`](cutout_keyed::StaticKeyedPermit) that borrows the key's breaker,
+//! so the closed path writes nothing another thread writes.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), tower_cutout::error::BoxError> {
-//! use std::sync::Arc;
 //! use cutout_keyed::KeyedBreakers;
 //! use tower::{Service, ServiceBuilder, ServiceExt};
 //! use tower_cutout::{error::Rejected, keyed::KeyedCircuitBreakerLayer};
 //!
-//! let hosts = Arc::new(
+//! let hosts: &'static KeyedBreakers<String> =
 //!     KeyedBreakers::builder(cutout::CircuitBreaker::builder().failure_threshold(2))
 //!         .capacity(10_000)
-//!         .build()?,
-//! );
+//!         .build()?
+//!         .leak();
 //! // Requests are host names here; a real stack keys `http::Request`s by `Authority`.
 //! let mut svc = ServiceBuilder::new()
-//!     .layer(KeyedCircuitBreakerLayer::new(hosts.clone(), |host: &String| Some(host.clone())))
+//!     .layer(KeyedCircuitBreakerLayer::new(hosts, |host: &String| Some(host.clone())))
 //!     .service_fn(|host: String| async move {
 //!         if host == "sick.example" { Err("connection refused") } else { Ok("fine") }
 //!     });
@@ -37,6 +43,12 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! An `Arc<KeyedBreakers>` works the same way
+//! (`KeyedCircuitBreakerLayer::new(Arc::new(registry), extractor)`, or
+//! [`KeyedCircuitBreakerLayer::from_builder`]) for a registry that must be dropped, at the
+//! cost of reference counts every request writes on lines all threads share (see
+//! [Costs](#costs) and [`KeyedRegistry`]).
 //!
 //! # Memory stays bounded
 //!
@@ -94,7 +106,7 @@
 //! # Sharing
 //!
 //! Every service a layer makes, and every clone of those services, shares the layer's one
-//! registry (an `Arc<KeyedBreakers>`). Pass your own registry to
+//! registry (a `&'static KeyedBreakers` or an `Arc<KeyedBreakers>`). Pass your own registry to
 //! [`KeyedCircuitBreakerLayer::new`] to share it with other layers, to watch it
 //! (`state`, `len`, `evicted`), or to force a key's breaker open through a
 //! [`Lease`](cutout_keyed::Lease).
@@ -106,22 +118,35 @@
 //!
 //! Per keyed call, beyond the unkeyed layer's: the key extraction (with [`Authority`], a
 //! reference count and a scan of the authority's bytes; an allocation only for a `Host`
-//! header or an authority to clean up), one hash and lock-free lookup, and the atomic
-//! increments that hold the key's breaker while the call runs. Nothing else allocates once
-//! a key's breaker exists. On a loaded 2-core VM (fastest batch, one thread,
-//! `benches/tower.rs`) that was 17-25 ns over the unkeyed layer for a `u64` key and
-//! 50-100 ns for an `http::Request` keyed by [`Authority`] (the authority's reference count
-//! and a longer key to hash), with SipHash; the registry's default hasher is now
-//! foldhash's ([`cutout_keyed::DefaultHashBuilder`], seeded at random), which took
-//! about 15 ns less per lookup among 1 000 keys. [`AuthorityKey`] hashes its bytes in one
-//! write, so it costs about what a `&str` does. For SipHash's stronger resistance to
-//! chosen collisions on keys from untrusted input, pass `std::hash::RandomState::new()` to
+//! header or an authority to clean up), one hash and lock-free lookup, and the two atomic
+//! updates that hold the key's breaker while the call runs, on the calling thread's own
+//! stripe of the breaker's user count (see the `cutout_keyed` crate docs). Nothing else
+//! allocates once a key's breaker exists.
+//!
+//! With an `Arc<KeyedBreakers>`, the response future also holds a
+//! [`KeyedPermit`](cutout_keyed::KeyedPermit): two reference counts (the key's breaker and
+//! its registry entry) incremented and decremented per request, and a clone of the service
+//! increments the registry's. Those are cache lines every thread writes, which keeps the
+//! `Arc` path from scaling across threads; a `&'static` registry writes none of them. On a
+//! loaded 2-core VM (`benches/tower.rs`, fastest tenth of criterion's samples, five runs,
+//! one key among 1 001), a request took 49-58 ns through the keyed layer on a `&'static`
+//! registry against 58-59 ns on an `Arc` one and 30-31 ns through the unkeyed layer on a
+//! `&'static` breaker; with two threads on that one key, 1.02-1.26x the one-thread time
+//! per request on the `&'static` registry, 1.65-2.78x on the `Arc` one.
+//!
+//! The registry's default hasher is foldhash's ([`cutout_keyed::DefaultHashBuilder`],
+//! seeded at random), about 15 ns less per lookup among 1 000 keys than SipHash.
+//! [`AuthorityKey`] hashes its bytes in one write, so it costs about what a `&str` does; an
+//! `http::Request` keyed by [`Authority`] costs more than a `u64` key (the authority's
+//! reference count and a longer key to hash). For SipHash's stronger resistance to chosen
+//! collisions on keys from untrusted input, pass `std::hash::RandomState::new()` to
 //! [`KeyedBuilder::hasher`](cutout_keyed::KeyedBuilder::hasher).
 
 pub mod error;
 mod extract;
 pub mod future;
 mod layer;
+mod registry;
 mod reject;
 mod service;
 
@@ -130,6 +155,7 @@ pub use extract::KeyExtractor;
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use extract::{Authority, AuthorityKey};
 pub use layer::KeyedCircuitBreakerLayer;
+pub use registry::KeyedRegistry;
 pub use reject::KeyedReject;
 pub use service::KeyedCircuitBreaker;
 
@@ -153,11 +179,14 @@ pub use service::KeyedCircuitBreaker;
 /// ```
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub type HttpKeyedCircuitBreakerLayer<H = cutout_keyed::DefaultHashBuilder> =
-    KeyedCircuitBreakerLayer<
-        AuthorityKey,
-        Authority,
-        crate::http::HttpClassifier,
-        crate::http::ServiceUnavailable,
-        H,
-    >;
+pub type HttpKeyedCircuitBreakerLayer<
+    H = cutout_keyed::DefaultHashBuilder,
+    G = std::sync::Arc<cutout_keyed::KeyedBreakers<AuthorityKey, H>>,
+> = KeyedCircuitBreakerLayer<
+    AuthorityKey,
+    Authority,
+    crate::http::HttpClassifier,
+    crate::http::ServiceUnavailable,
+    H,
+    G,
+>;

@@ -1,6 +1,5 @@
 use cutout_keyed::DefaultHashBuilder;
 use std::fmt;
-use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -11,6 +10,7 @@ use tower_service::Service;
 use super::extract::KeyExtractor;
 use super::future::ResponseFuture;
 use super::layer::{Config, KeyedCircuitBreakerLayer};
+use super::registry::KeyedRegistry;
 use super::reject::KeyedReject;
 use crate::classify::{Classify, DefaultClassifier};
 use crate::reject::RejectWithError;
@@ -59,16 +59,21 @@ pub struct KeyedCircuitBreaker<
     C = DefaultClassifier,
     R = RejectWithError,
     H = DefaultHashBuilder,
+    G = Arc<KeyedBreakers<K, H>>,
 > {
     inner: S,
-    config: Config<K, X, C, R, H>,
+    config: Config<K, X, C, R, H, G>,
 }
 
-impl<S, K, X, H> KeyedCircuitBreaker<S, K, X, DefaultClassifier, RejectWithError, H> {
-    /// Wraps `inner`, sharing `registry`, keying requests with `extractor`. `Err` is a
-    /// failure, rejections are errors; use a [`KeyedCircuitBreakerLayer`] for the other
-    /// settings.
-    pub fn new(inner: S, registry: Arc<KeyedBreakers<K, H>>, extractor: X) -> Self {
+impl<S, K, X, H, G> KeyedCircuitBreaker<S, K, X, DefaultClassifier, RejectWithError, H, G>
+where
+    G: KeyedRegistry<K, Hasher = H>,
+{
+    /// Wraps `inner`, sharing `registry` (a `&'static KeyedBreakers`, the fast way, or an
+    /// `Arc<KeyedBreakers>`; see [`KeyedRegistry`]), keying requests with `extractor`.
+    /// `Err` is a failure, rejections are errors; use a [`KeyedCircuitBreakerLayer`] for
+    /// the other settings.
+    pub fn new(inner: S, registry: G, extractor: X) -> Self {
         Self::from_config(
             inner,
             KeyedCircuitBreakerLayer::new(registry, extractor).config,
@@ -77,20 +82,20 @@ impl<S, K, X, H> KeyedCircuitBreaker<S, K, X, DefaultClassifier, RejectWithError
 
     /// A layer sharing `registry`; see [`KeyedCircuitBreakerLayer::new`].
     pub const fn layer(
-        registry: Arc<KeyedBreakers<K, H>>,
+        registry: G,
         extractor: X,
-    ) -> KeyedCircuitBreakerLayer<K, X, DefaultClassifier, RejectWithError, H> {
+    ) -> KeyedCircuitBreakerLayer<K, X, DefaultClassifier, RejectWithError, H, G> {
         KeyedCircuitBreakerLayer::new(registry, extractor)
     }
 }
 
-impl<S, K, X, C, R, H> KeyedCircuitBreaker<S, K, X, C, R, H> {
-    pub(crate) fn from_config(inner: S, config: Config<K, X, C, R, H>) -> Self {
+impl<S, K, X, C, R, H, G> KeyedCircuitBreaker<S, K, X, C, R, H, G> {
+    pub(crate) fn from_config(inner: S, config: Config<K, X, C, R, H, G>) -> Self {
         Self { inner, config }
     }
 
     /// The registry this service shares.
-    pub fn registry(&self) -> &Arc<KeyedBreakers<K, H>> {
+    pub fn registry(&self) -> &G {
         &self.config.registry
     }
 
@@ -110,18 +115,17 @@ impl<S, K, X, C, R, H> KeyedCircuitBreaker<S, K, X, C, R, H> {
     }
 }
 
-impl<S, K, X, C, R, H, Req> Service<Req> for KeyedCircuitBreaker<S, K, X, C, R, H>
+impl<S, K, X, C, R, H, G, Req> Service<Req> for KeyedCircuitBreaker<S, K, X, C, R, H, G>
 where
     S: Service<Req>,
     X: KeyExtractor<Req, Key = K>,
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    H: BuildHasher + Send + Sync + 'static,
+    G: KeyedRegistry<K>,
     C: Classify<S::Response, S::Error> + Clone,
     R: KeyedReject<C::Response, S::Error> + Clone,
 {
     type Response = C::Response;
     type Error = R::Error;
-    type Future = ResponseFuture<S::Future, C, R>;
+    type Future = ResponseFuture<S::Future, C, R, G::Permit>;
 
     /// The inner service's readiness: the key, and so the breaker, is known only in
     /// `call`.
@@ -139,7 +143,7 @@ where
         let Some(key) = self.config.extractor.extract(&request) else {
             return self.unprotected(request);
         };
-        match self.config.registry.try_acquire(&key) {
+        match self.config.registry.acquire(&key) {
             Ok(permit) => {
                 let slow_deadline = match self.config.slow_call_threshold {
                     None => None,
@@ -162,11 +166,11 @@ where
     }
 }
 
-impl<S, K, X, C: Clone, R: Clone, H> KeyedCircuitBreaker<S, K, X, C, R, H> {
+impl<S, K, X, C: Clone, R: Clone, H, G> KeyedCircuitBreaker<S, K, X, C, R, H, G> {
     /// A request without a key: called with no breaker.
     #[cold]
     #[inline(never)]
-    fn unprotected<Req>(&mut self, request: Req) -> ResponseFuture<S::Future, C, R>
+    fn unprotected<Req, P>(&mut self, request: Req) -> ResponseFuture<S::Future, C, R, P>
     where
         S: Service<Req>,
     {
@@ -180,14 +184,16 @@ impl<S, K, X, C: Clone, R: Clone, H> KeyedCircuitBreaker<S, K, X, C, R, H> {
     }
 }
 
-impl<S: Clone, K, X: Clone, C: Clone, R: Clone, H> Clone for KeyedCircuitBreaker<S, K, X, C, R, H> {
+impl<S: Clone, K, X: Clone, C: Clone, R: Clone, H, G: Clone> Clone
+    for KeyedCircuitBreaker<S, K, X, C, R, H, G>
+{
     /// A clone shares the registry.
     fn clone(&self) -> Self {
         Self::from_config(self.inner.clone(), self.config.clone())
     }
 }
 
-impl<S: fmt::Debug, K, X, C, R, H> fmt::Debug for KeyedCircuitBreaker<S, K, X, C, R, H> {
+impl<S: fmt::Debug, K, X, C, R, H, G> fmt::Debug for KeyedCircuitBreaker<S, K, X, C, R, H, G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("KeyedCircuitBreaker");
         d.field("inner", &self.inner);
