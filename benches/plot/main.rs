@@ -622,6 +622,16 @@ const FLOOR_TARGETS: &[Target] = &[
         at_most: true,
     },
     Target {
+        what: "keyed layer on a `&'static` registry (1 000 keys), 2 threads / 1 thread (per request)",
+        ratio: Ratio::Rows(
+            TOWER_TWO,
+            "cutout_keyed_static_1000_keys/2_threads",
+            "cutout_keyed_static_1000_keys/1_thread",
+        ),
+        limit: 1.2,
+        at_most: true,
+    },
+    Target {
         what: "tower-cutout open reject (boxed error) / core's reject + bare",
         ratio: Ratio::OverSum("tower_floor_open_reject", "cutout_static", "core", "bare"),
         limit: 1.5,
@@ -662,6 +672,12 @@ const FLOOR_TARGETS: &[Target] = &[
     Target {
         what: "keyed layer closed success (1 000 keys) / the unkeyed layer's (owned handle)",
         ratio: Ratio::Rows(TOWER, "cutout_keyed_1000_keys", "cutout"),
+        limit: 3.0,
+        at_most: true,
+    },
+    Target {
+        what: "keyed layer on a `&'static` registry (1 000 keys) / the unkeyed layer on a `&'static` breaker",
+        ratio: Ratio::Rows(TOWER, "cutout_keyed_static_1000_keys", "cutout_static"),
         limit: 3.0,
         at_most: true,
     },

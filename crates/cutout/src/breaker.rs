@@ -185,8 +185,7 @@ impl CircuitBreaker {
         let generation = self.shared.acquire()?;
         Ok(Permit {
             shared: &self.shared,
-            generation: generation.into(),
-            started: self.shared.start(),
+            ticket: Ticket::new(generation, self.shared.start()),
         })
     }
 
@@ -196,9 +195,8 @@ impl CircuitBreaker {
     pub fn try_acquire_owned_compact(&self) -> Result<OwnedPermit, CompactRejected> {
         let generation = self.shared.acquire()?;
         Ok(OwnedPermit {
-            started: self.shared.start(),
             shared: Some(self.shared.clone()),
-            generation: generation.into(),
+            ticket: Ticket::new(generation, self.shared.start()),
         })
     }
 
@@ -617,10 +615,53 @@ fn duration_to_ticks(elapsed: Duration) -> u64 {
 enum Timing {
     /// Not timed.
     Untimed,
-    /// Started at this many nanoseconds since the origin, plus one (never 0).
+    /// Started at this many [`Ticket::START_UNIT_NANOS`] since the origin, plus one
+    /// (never 0).
     Since(u64),
     /// Took this long, as the caller measured.
     Took(Duration),
+}
+
+/// What a permit carries besides its breaker, in one word: the generation it was admitted
+/// in (the low `GENERATION_WIDTH` bits) and, when calls are timed, its start (above them:
+/// units of [`START_UNIT_NANOS`](Self::START_UNIT_NANOS) since the origin, plus one; 0 when
+/// untimed).
+///
+/// One word, so that moving a permit (from a tower service's reserved slot into its
+/// response future, say) is one 8-byte copy: two words written one by one and read back as
+/// one 16-byte load stall the processor's store forwarding, several nanoseconds a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ticket(u64);
+
+impl Ticket {
+    /// The start's unit: 256 ns, so 54 bits hold 146 years of uptime; a slow call's
+    /// duration is measured to this unit (the start rounded up: never longer than it was).
+    const START_UNIT_NANOS: u64 = 256;
+    /// The largest start (a breaker older than 146 years saturates here).
+    const MAX_START: u64 = (1 << (64 - state::GENERATION_WIDTH)) - 1;
+
+    #[inline]
+    fn new(generation: u16, started: u64) -> Ticket {
+        Ticket(
+            (started.min(Self::MAX_START) << state::GENERATION_WIDTH)
+                | (u64::from(generation) & ((1 << state::GENERATION_WIDTH) - 1)),
+        )
+    }
+
+    /// The latest start a ticket holds, as a time since the origin.
+    fn latest_start() -> Duration {
+        Duration::from_nanos((Self::MAX_START - 1) * Self::START_UNIT_NANOS)
+    }
+
+    #[inline]
+    fn generation(self) -> u16 {
+        (self.0 & ((1 << state::GENERATION_WIDTH) - 1)) as u16
+    }
+
+    #[inline]
+    fn timing(self) -> Timing {
+        Timing::from_start(self.0 >> state::GENERATION_WIDTH)
+    }
 }
 
 impl Timing {
@@ -864,8 +905,8 @@ impl Shared {
         }
     }
 
-    /// The permit's start time: nanoseconds since the origin plus one when calls are timed,
-    /// 0 otherwise (no clock read).
+    /// The permit's start time: [`Ticket::START_UNIT_NANOS`] since the origin plus one when
+    /// calls are timed, 0 otherwise (no clock read).
     #[inline]
     fn start(&self) -> u64 {
         if self.times_calls {
@@ -877,10 +918,16 @@ impl Shared {
 
     #[inline(never)]
     fn start_now(&self) -> u64 {
-        let nanos = self.elapsed.now().as_nanos();
-        u64::try_from(nanos)
-            .unwrap_or(u64::MAX - 1)
-            .min(u64::MAX - 1)
+        // Rounded up: a call's measured duration is at most its own, so rounding never
+        // makes a call slow.
+        let units = self
+            .elapsed
+            .now()
+            .as_nanos()
+            .div_ceil(u128::from(Ticket::START_UNIT_NANOS));
+        u64::try_from(units)
+            .unwrap_or(Ticket::MAX_START - 1)
+            .min(Ticket::MAX_START - 1)
             + 1
     }
 
@@ -912,7 +959,10 @@ impl Shared {
                 Timing::Untimed => false,
                 Timing::Took(took) => took > threshold,
                 Timing::Since(start) => since.is_some_and(|now| {
-                    now.saturating_sub(Duration::from_nanos(start - 1)) > threshold
+                    // `start <= MAX_START`: times the unit, at most 2^62 ns. Past the latest
+                    // start a ticket holds (146 years), `now` saturates with it.
+                    let started = Duration::from_nanos((start - 1) * Ticket::START_UNIT_NANOS);
+                    now.min(Ticket::latest_start()).saturating_sub(started) > threshold
                 }),
             }
         };
@@ -1148,11 +1198,8 @@ impl Shared {
 #[must_use = "a permit records Ignored when dropped; record the call's outcome"]
 pub struct Permit<'a> {
     shared: &'a Shared,
-    /// The generation, widened: the permit is written with whole-word stores, so copying
-    /// it never waits on a narrow store (a store-forwarding stall measured at ~8 ns).
-    generation: u64,
-    /// When the call was admitted, if calls are timed (see [`Timing::from_start`]).
-    started: u64,
+    /// The generation and, if calls are timed, the start: one word (see [`Ticket`]).
+    ticket: Ticket,
 }
 
 impl Permit<'_> {
@@ -1162,11 +1209,9 @@ impl Permit<'_> {
         // Not dropped: the fields stay in registers, and `Drop` (which records Ignored)
         // does not run.
         let permit = ManuallyDrop::new(self);
-        permit.shared.record_timed(
-            permit.generation as u16,
-            outcome,
-            Timing::from_start(permit.started),
-        );
+        permit
+            .shared
+            .record_timed(permit.ticket.generation(), outcome, permit.ticket.timing());
     }
 
     /// Records the call's outcome and how long it took, as the caller measured it, for the
@@ -1194,7 +1239,7 @@ impl Permit<'_> {
         let permit = ManuallyDrop::new(self);
         permit
             .shared
-            .record_timed(permit.generation as u16, outcome, Timing::Took(took));
+            .record_timed(permit.ticket.generation(), outcome, Timing::Took(took));
     }
 
     /// Records the call's outcome with the dependency's own estimate of when to come back
@@ -1224,30 +1269,31 @@ impl Permit<'_> {
     pub fn record_with_retry_after(self, outcome: Outcome, retry_after: Duration) {
         let permit = ManuallyDrop::new(self);
         permit.shared.record_with_retry_after(
-            permit.generation as u16,
+            permit.ticket.generation(),
             outcome,
             retry_after,
-            Timing::from_start(permit.started),
+            permit.ticket.timing(),
         );
     }
 
     /// The generation this permit was admitted in (wraps modulo 1024).
     pub fn generation(&self) -> u16 {
-        self.generation as u16
+        self.ticket.generation()
     }
 }
 
 impl Drop for Permit<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.shared.record(self.generation as u16, Outcome::Ignored);
+        self.shared
+            .record(self.ticket.generation(), Outcome::Ignored);
     }
 }
 
 impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
-            .field("generation", &self.generation)
+            .field("generation", &self.ticket.generation())
             .finish()
     }
 }
@@ -1257,11 +1303,8 @@ impl fmt::Debug for Permit<'_> {
 #[must_use = "a permit records Ignored when dropped; record the call's outcome"]
 pub struct OwnedPermit {
     shared: Option<Arc<Shared>>,
-    /// The generation, widened: the permit is written with whole-word stores, so copying
-    /// it never waits on a narrow store (a store-forwarding stall measured at ~8 ns).
-    generation: u64,
-    /// When the call was admitted, if calls are timed (see [`Timing::from_start`]).
-    started: u64,
+    /// The generation and, if calls are timed, the start: one word (see [`Ticket`]).
+    ticket: Ticket,
 }
 
 impl OwnedPermit {
@@ -1269,11 +1312,7 @@ impl OwnedPermit {
     #[inline]
     pub fn record(mut self, outcome: Outcome) {
         if let Some(shared) = self.shared.take() {
-            shared.record_timed(
-                self.generation as u16,
-                outcome,
-                Timing::from_start(self.started),
-            );
+            shared.record_timed(self.ticket.generation(), outcome, self.ticket.timing());
         }
     }
 
@@ -1282,7 +1321,7 @@ impl OwnedPermit {
     #[inline]
     pub fn record_with_duration(mut self, outcome: Outcome, took: Duration) {
         if let Some(shared) = self.shared.take() {
-            shared.record_timed(self.generation as u16, outcome, Timing::Took(took));
+            shared.record_timed(self.ticket.generation(), outcome, Timing::Took(took));
         }
     }
 
@@ -1313,17 +1352,17 @@ impl OwnedPermit {
     pub fn record_with_retry_after(mut self, outcome: Outcome, retry_after: Duration) {
         if let Some(shared) = self.shared.take() {
             shared.record_with_retry_after(
-                self.generation as u16,
+                self.ticket.generation(),
                 outcome,
                 retry_after,
-                Timing::from_start(self.started),
+                self.ticket.timing(),
             );
         }
     }
 
     /// The generation this permit was admitted in (wraps modulo 1024).
     pub fn generation(&self) -> u16 {
-        self.generation as u16
+        self.ticket.generation()
     }
 }
 
@@ -1331,7 +1370,7 @@ impl Drop for OwnedPermit {
     #[inline]
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
-            shared.record(self.generation as u16, Outcome::Ignored);
+            shared.record(self.ticket.generation(), Outcome::Ignored);
         }
     }
 }
@@ -1339,7 +1378,7 @@ impl Drop for OwnedPermit {
 impl fmt::Debug for OwnedPermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedPermit")
-            .field("generation", &self.generation)
+            .field("generation", &self.ticket.generation())
             .finish()
     }
 }
@@ -1396,6 +1435,47 @@ mod tests {
             let expected = u64::try_from(d.as_nanos() / 1_000_000).unwrap_or(u64::MAX).min(MAX_TICK);
             prop_assert_eq!(duration_to_ticks(d), expected);
         }
+    }
+
+    #[test]
+    fn a_ticket_holds_the_generation_and_the_start_in_one_word() {
+        assert_eq!(std::mem::size_of::<Permit<'static>>(), 16);
+        assert_eq!(std::mem::size_of::<OwnedPermit>(), 16);
+        for generation in [0, 1, 511, 1023] {
+            for started in [0, 1, 12_345, Ticket::MAX_START] {
+                let t = Ticket::new(generation, started);
+                assert_eq!(t.generation(), generation);
+                assert_eq!(t.0 >> state::GENERATION_WIDTH, started);
+            }
+        }
+        assert_eq!(Ticket::new(5, 0).timing(), Timing::Untimed);
+        assert_eq!(Ticket::new(5, 7).timing(), Timing::Since(7));
+        assert_eq!(Ticket::new(5, u64::MAX), Ticket::new(5, Ticket::MAX_START));
+        // Generations wrap modulo 2^GENERATION_WIDTH, as in the state word.
+        assert_eq!(Ticket::new(1024 + 3, 9).generation(), 3);
+    }
+
+    #[test]
+    fn a_call_timed_from_an_odd_start_is_slow_only_past_its_threshold() {
+        use crate::{ManualClock, SlidingWindow};
+        let clock = ManualClock::new();
+        let breaker = CircuitBreaker::builder()
+            .failure_threshold(100)
+            .sliding_window(SlidingWindow::Calls(1))
+            .slow_call_rate(1.0, Duration::from_millis(100))
+            .minimum_calls(1)
+            .build_with_clock(clock.clone())
+            .unwrap();
+        // A start that is not a whole number of the ticket's units.
+        clock.advance(Duration::from_nanos(1_000_000_001));
+        let permit = breaker.try_acquire().unwrap();
+        clock.advance(Duration::from_millis(100));
+        permit.record(Outcome::Success);
+        assert_eq!(breaker.state(), State::Closed, "exactly the threshold");
+        let permit = breaker.try_acquire().unwrap();
+        clock.advance(Duration::from_millis(100) + Duration::from_micros(1));
+        permit.record(Outcome::Success);
+        assert_eq!(breaker.state(), State::Open, "a microsecond past it");
     }
 
     #[test]

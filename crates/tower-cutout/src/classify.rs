@@ -105,7 +105,7 @@ impl DefaultClassifier {
 impl<Res, E> Classify<Res, E> for DefaultClassifier {
     type Response = Res;
 
-    #[inline]
+    #[inline(always)]
     fn classify(&self, result: Result<Res, E>, recorder: Recorder) -> Result<Res, E> {
         recorder.record(Self::outcome(&result));
         result
@@ -140,7 +140,7 @@ pub(crate) enum Held {
 }
 
 impl Held {
-    #[inline]
+    #[inline(always)]
     fn record(self, outcome: Outcome) {
         match self {
             Held::Static(permit) => permit.record(outcome),
@@ -189,7 +189,7 @@ impl Recorder {
     }
 
     /// Records the call's outcome (a failure if the call was slow).
-    #[inline]
+    #[inline(always)]
     pub fn record(mut self, outcome: Outcome) {
         if let Some(permit) = self.permit.take() {
             permit.record(self.adjust(outcome));
