@@ -6,7 +6,6 @@
 //! "us". The example exits by itself:
 //! `cargo run -p tower-cutout-examples --example keyed_client`
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,19 +27,20 @@ async fn main() -> Result<(), BoxError> {
     let eu_addr = flaky_upstream(eu.clone(), "eu").await?;
     let us_addr = flaky_upstream(us.clone(), "us").await?;
 
-    let hosts = Arc::new(
-        KeyedBreakers::builder(
-            cutout::CircuitBreaker::builder()
-                .failure_threshold(2)
-                .open_duration(Duration::from_millis(100))
-                .listener(PrintTransitions),
-        )
-        .capacity(64)
-        .name_with(|host: &AuthorityKey| host.to_string())
-        .build()?,
-    );
+    // The fast way: one registry for the process, borrowed by every request (`leak` gives a
+    // `&'static KeyedBreakers`): no reference count is written per request.
+    let hosts: &'static KeyedBreakers<AuthorityKey> = KeyedBreakers::builder(
+        cutout::CircuitBreaker::builder()
+            .failure_threshold(2)
+            .open_duration(Duration::from_millis(100))
+            .listener(PrintTransitions),
+    )
+    .capacity(64)
+    .name_with(|host: &AuthorityKey| host.to_string())
+    .build()?
+    .leak();
     // Hosts not used for a whole period lose their breaker (an open one never does).
-    let sweeper = hosts.clone();
+    let sweeper = hosts;
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -51,7 +51,7 @@ async fn main() -> Result<(), BoxError> {
 
     let mut client = ServiceBuilder::new()
         .layer(
-            KeyedCircuitBreakerLayer::new(hosts.clone(), Authority::new())
+            KeyedCircuitBreakerLayer::new(hosts, Authority::new())
                 .classify(HttpClassifier::new()),
         )
         .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
