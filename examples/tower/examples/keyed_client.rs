@@ -51,8 +51,7 @@ async fn main() -> Result<(), BoxError> {
 
     let mut client = ServiceBuilder::new()
         .layer(
-            KeyedCircuitBreakerLayer::new(hosts, Authority::new())
-                .classify(HttpClassifier::new()),
+            KeyedCircuitBreakerLayer::new(hosts, Authority::new()).classify(HttpClassifier::new()),
         )
         .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
 
