@@ -190,9 +190,18 @@ impl Recorder {
 
     /// Records the call's outcome (a failure if the call was slow).
     #[inline(always)]
-    pub fn record(mut self, outcome: Outcome) {
-        if let Some(permit) = self.permit.take() {
-            permit.record(self.adjust(outcome));
+    pub fn record(self, outcome: Outcome) {
+        // Taken apart rather than dropped whole: the permit is spent, and only the keyed
+        // layer's lease is left to drop (after the record), with no out-of-line drop of
+        // the recorder on the hot path.
+        let Recorder {
+            permit,
+            slow,
+            #[cfg(feature = "keyed")]
+            _lease,
+        } = self;
+        if let Some(permit) = permit {
+            permit.record(if slow { Outcome::Failure } else { outcome });
         }
     }
 
