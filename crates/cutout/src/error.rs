@@ -132,7 +132,8 @@ impl CompactRejected {
         let ticks = if ticks < MAX_TICK { ticks } else { MAX_TICK };
         match NonZeroU64::new(Self::MARK | (ticks << 2) | kind) {
             Some(word) => CompactRejected(word),
-            None => unreachable!(),
+            // Never: `MARK` is set.
+            None => CompactRejected(NonZeroU64::MAX),
         }
     }
 
