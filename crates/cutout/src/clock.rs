@@ -573,4 +573,38 @@ mod tests {
         let d = coarse.deadline_millis();
         assert!(coarse.millis() >= d);
     }
+
+    /// The deadline reading is the coarse one, not the precise one: it lies between two
+    /// coarse readings around it, over 20 ms of spinning (several kernel ticks); the
+    /// precise reading, up to a tick ahead, passes the later coarse one in part of every
+    /// tick. And the coarse reading moves in ticks (few distinct values over a thousand
+    /// reads) where the precise one moves every read.
+    #[test]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn the_default_clocks_deadline_reading_is_its_coarse_twin() {
+        let (elapsed, _) = Elapsed::start(Arc::new(MonotonicClock::new()));
+        let Reading::Monotonic { origin } = &elapsed.source else {
+            panic!("a MonotonicClock is read directly");
+        };
+        let coarse_millis = || origin.elapsed_coarse_nanos() / 1_000_000;
+        let end = origin.elapsed_nanos() + 20_000_000;
+        while origin.elapsed_nanos() < end {
+            let before = coarse_millis();
+            let deadline = elapsed.deadline_millis();
+            let after = coarse_millis();
+            assert!(
+                (before..=after).contains(&deadline),
+                "{before} <= {deadline} <= {after}"
+            );
+        }
+        let distinct = |read: &dyn Fn() -> u64| {
+            let mut seen: Vec<u64> = (0..1_000).map(|_| read()).collect();
+            seen.dedup();
+            seen.len()
+        };
+        let coarse = distinct(&|| origin.elapsed_coarse_nanos());
+        let precise = distinct(&|| origin.elapsed_nanos());
+        assert!(coarse < 100, "{coarse} distinct coarse readings");
+        assert!(precise > coarse, "{precise} precise vs {coarse} coarse");
+    }
 }
