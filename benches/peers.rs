@@ -110,6 +110,12 @@ fn half_open_probe(c: &mut Criterion) {
     // per period and then closes or re-opens.
     let mut g = c.benchmark_group("peers_half_open_probe");
     g.bench_function("floor_instant_now", |b| b.iter(floor::instant_now));
+    let word = floor::word();
+    let coarse = cutout::CoarseMonotonicClock::new();
+    assert!(floor::coarse_read_two_cas(&word, &coarse));
+    g.bench_function("floor_coarse_read_two_cas", |b| {
+        b.iter(|| floor::coarse_read_two_cas(&word, &coarse))
+    });
 
     let cutout = cases::cutout_half_open_monotonic();
     g.bench_function("cutout", |b| {

@@ -249,4 +249,27 @@ pub(crate) mod floor {
     pub(crate) fn instant_now() -> Instant {
         Instant::now()
     }
+
+    /// What a half-open probe limited to a number of calls must at least do: read the
+    /// coarse clock (for the probe's lease), take a slot with a compare-exchange, make the
+    /// call, give the slot back with another. `true` when both writes landed.
+    #[inline]
+    pub(crate) fn coarse_read_two_cas(
+        word: &AtomicU64,
+        clock: &cutout::CoarseMonotonicClock,
+    ) -> bool {
+        use cutout::Clock;
+        let word = black_box(word);
+        let current = word.load(Ordering::Acquire);
+        let lease = black_box(clock).now().as_millis() as u64;
+        let taken = (current & 0xff) | (lease << 8);
+        let took = word
+            .compare_exchange(current, taken + 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        let ok = ok_call().is_ok();
+        let gave_back = word
+            .compare_exchange(taken + 1, taken, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        took & ok & gave_back
+    }
 }

@@ -723,6 +723,25 @@ impl Shared {
         if let Some(until) = state::open_rejects(s, now) {
             return Err(self.reject(CompactRejected::open(until - now)));
         }
+        // Half-open with a probe slot free, the steady case while probing: one
+        // compare-exchange, without the general transition (a lost race takes it below).
+        if let Some(next) = state::take_probe(s, now, self.probe_settings()) {
+            if self
+                .word
+                .compare_exchange(s.0, next.0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                self.probe_admitted(s.generation());
+                return Ok(s.generation());
+            }
+        }
+        self.acquire_general(s, now)
+    }
+
+    /// [`acquire_slow`](Self::acquire_slow) past its steady cases: the general transition
+    /// (the open time over, a probe's lease run out, a lost race).
+    #[inline(never)]
+    fn acquire_general(&self, s: Snapshot, now: u64) -> Result<u16, CompactRejected> {
         let (decision, prev, written) =
             self.update(s, |s| state::acquire(s, now, self.probe_settings()));
         match decision {
@@ -731,17 +750,13 @@ impl Shared {
                 probe,
                 cause,
             } => {
-                self.counters.admitted();
                 if let (Some(cause), Some(next)) = (cause, written) {
                     self.transitioned(prev, next, cause, now);
                 }
                 if probe {
-                    self.counters.probe();
-                    if self.call_events {
-                        for l in self.listeners.iter() {
-                            l.on_probe_admitted(&self.name, generation);
-                        }
-                    }
+                    self.probe_admitted(generation);
+                } else {
+                    self.counters.admitted();
                 }
                 Ok(generation)
             }
@@ -757,6 +772,22 @@ impl Shared {
                 };
                 Err(self.reject(refusal))
             }
+        }
+    }
+
+    /// Counts an admitted probe and tells the listeners that want per-call events.
+    #[inline]
+    fn probe_admitted(&self, generation: u16) {
+        self.counters.admitted_probe();
+        if self.call_events {
+            self.notify_probe_admitted(generation);
+        }
+    }
+
+    #[inline(never)]
+    fn notify_probe_admitted(&self, generation: u16) {
+        for l in self.listeners.iter() {
+            l.on_probe_admitted(&self.name, generation);
         }
     }
 
@@ -882,6 +913,22 @@ impl Shared {
         outcome: Outcome,
         timing: Timing,
     ) {
+        if outcome == Outcome::Ignored {
+            // A probe given back (a cancelled call, say), the steady case while probing:
+            // one compare-exchange, without the general path (a lost race takes it).
+            if let Some(next) = state::give_back_probe(s, generation) {
+                if self
+                    .word
+                    .compare_exchange(s.0, next.0, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    if self.record_events {
+                        self.notify_recorded(outcome, false);
+                    }
+                    return;
+                }
+            }
+        }
         if !unchanged {
             self.record_slow(s, generation, outcome, None);
         } else if self.record_events {

@@ -279,9 +279,21 @@ mod per_thread {
             self.bump(Counter::Rejected);
         }
 
+        /// An admitted probe: counted as admitted and as a probe, with one slot lookup.
         #[inline]
-        pub(crate) fn probe(&self) {
-            self.bump(Counter::Probes);
+        pub(crate) fn admitted_probe(&self) {
+            match self.owned.get(current_id()) {
+                Some(slot) => {
+                    for counter in [Counter::Admitted, Counter::Probes] {
+                        let c = slot.get(counter);
+                        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                    }
+                }
+                None => {
+                    self.bump_slow(Counter::Admitted);
+                    self.bump_slow(Counter::Probes);
+                }
+            }
         }
 
         /// Counts `outcome`; returns this thread's time-window count, as
@@ -419,7 +431,8 @@ mod one_slot {
             self.bump(Counter::Rejected);
         }
 
-        pub(crate) fn probe(&self) {
+        pub(crate) fn admitted_probe(&self) {
+            self.bump(Counter::Admitted);
             self.bump(Counter::Probes);
         }
 

@@ -179,6 +179,8 @@ impl fmt::Display for State {
 pub(crate) const CLOSED_BITS: u64 = State::Closed.to_bits();
 /// The state bits of [`State::Open`].
 pub(crate) const OPEN_BITS: u64 = State::Open.to_bits();
+/// The state bits of [`State::HalfOpen`].
+pub(crate) const HALF_OPEN_BITS: u64 = State::HalfOpen.to_bits();
 
 /// A decoded copy of the state word.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -509,11 +511,7 @@ pub(crate) fn acquire(s: Snapshot, now: u64, p: ProbeSettings) -> (Acquire, Opti
             )
         }
         State::HalfOpen => {
-            let probes = s.probes_bits();
-            if probes < p.max_calls as u64 {
-                let next = s
-                    .with_probes_bits(probes + 1)
-                    .with_lease_bits(lease_units(now, p));
+            if let Some(next) = take_probe(s, now, p) {
                 return (
                     Acquire::Admitted {
                         generation: s.generation(),
@@ -523,6 +521,7 @@ pub(crate) fn acquire(s: Snapshot, now: u64, p: ProbeSettings) -> (Acquire, Opti
                     Some(next),
                 );
             }
+            let probes = s.probes_bits();
             let lease = s.lease_bits() << LEASE_UNIT_SHIFT;
             if now < lease {
                 return (Acquire::RejectedHalfOpenFull { until: lease }, None);
@@ -541,6 +540,27 @@ pub(crate) fn acquire(s: Snapshot, now: u64, p: ProbeSettings) -> (Acquire, Opti
             )
         }
     }
+}
+
+/// If `s` is half-open with a probe slot free at `now`, the word that takes the slot (and
+/// renews the lease): the steady half-open case of [`acquire`], which the breaker tries
+/// first, with one compare-exchange and without the general transition.
+#[inline(always)]
+pub(crate) fn take_probe(s: Snapshot, now: u64, p: ProbeSettings) -> Option<Snapshot> {
+    let probes = s.probes_bits();
+    (s.state_bits() == HALF_OPEN_BITS && probes < u64::from(p.max_calls)).then(|| {
+        s.with_probes_bits(probes + 1)
+            .with_lease_bits(lease_units(now, p))
+    })
+}
+
+/// If `s` is half-open in `generation` with a probe in flight, the word that gives one
+/// probe's slot back: what [`record_ignored`] writes there, which the breaker tries first.
+#[inline(always)]
+pub(crate) fn give_back_probe(s: Snapshot, generation: u16) -> Option<Snapshot> {
+    let probes = s.probes_bits();
+    (s.state_bits() == HALF_OPEN_BITS && s.generation() == generation && probes > 0)
+        .then(|| s.with_probes_bits(probes - 1))
 }
 
 fn half_open_with_probe(generation: u16, backoff: u32, now: u64, p: ProbeSettings) -> Snapshot {
@@ -1027,6 +1047,47 @@ mod tests {
     }
 
     proptest! {
+        /// The breaker's two steady half-open shortcuts write exactly what the general
+        /// functions write, and take no word the general functions would not (anything
+        /// they decline goes to the general path, so they may decline more).
+        #[test]
+        fn probe_shortcuts_write_what_the_general_functions_write(
+            state in 0u64..5,
+            generation in 0u16..=GENERATION_MASK,
+            permit_generation in 0u16..=GENERATION_MASK,
+            backoff in 0u32..=MAX_BACKOFF,
+            payload in any::<u64>(),
+            now in 0u64..=MAX_TICK,
+            max_calls in 1u32..=MAX_PROBES,
+            lease_ticks in 0u64..=MAX_TICK,
+        ) {
+            let s = Snapshot::new(State::from_bits(state), generation, backoff)
+                .with_deadline_bits(payload);
+            let p = ProbeSettings { max_calls, lease_ticks };
+            if let Some(next) = take_probe(s, now, p) {
+                prop_assert_eq!(s.state(), State::HalfOpen);
+                prop_assert_eq!(next.probes_bits(), s.probes_bits() + 1);
+                prop_assert_eq!(
+                    acquire(s, now, p),
+                    (Acquire::Admitted { generation, probe: true, cause: None }, Some(next))
+                );
+            } else if s.state() == State::HalfOpen {
+                // Declined only when every slot is taken.
+                prop_assert!(s.probes_bits() >= u64::from(max_calls));
+            }
+            let given_back = give_back_probe(s, permit_generation);
+            if let Some(next) = given_back {
+                prop_assert_eq!(next.probes_bits() + 1, s.probes_bits());
+                prop_assert_eq!(
+                    record_ignored(s, permit_generation),
+                    (Record::Counted { cause: None }, Some(next))
+                );
+            } else if s.state() == State::HalfOpen && generation == permit_generation {
+                // Declined only with no probe in flight (the general path writes 0 again).
+                prop_assert_eq!(s.probes_bits(), 0);
+            }
+        }
+
         /// A hold from outside only opens a closed word or lengthens an open one: it never
         /// closes, never shortens, and leaves half-open and the forced states alone.
         #[test]
