@@ -707,21 +707,25 @@ impl Shared {
             self.counters.admitted();
             return Ok(s.generation());
         }
-        self.acquire_slow(s)
+        let admitted = self.acquire_slow(s);
+        match CompactRejected::from_admission(admitted) {
+            Some(refusal) => Err(refusal),
+            None => Ok(admitted as u16),
+        }
     }
 
     #[cold]
     #[inline(never)]
-    fn acquire_slow(&self, s: Snapshot) -> Result<u16, CompactRejected> {
+    fn acquire_slow(&self, s: Snapshot) -> u64 {
         // Forced open rejects whatever the time: no clock read.
         if s.state() == State::ForcedOpen {
-            return Err(self.reject(CompactRejected::FORCED_OPEN));
+            return self.reject(CompactRejected::FORCED_OPEN).admission();
         }
         let now = self.now_ticks();
         // Open and before the deadline, the common case while open: a rejection that
         // changes nothing, decided without the general transition.
         if let Some(until) = state::open_rejects(s, now) {
-            return Err(self.reject(CompactRejected::open(until - now)));
+            return self.reject(CompactRejected::open(until - now)).admission();
         }
         // Half-open with a probe slot free, the steady case while probing: one
         // compare-exchange, without the general transition (a lost race takes it below).
@@ -732,10 +736,13 @@ impl Shared {
                 .is_ok()
             {
                 self.probe_admitted(s.generation());
-                return Ok(s.generation());
+                return u64::from(s.generation());
             }
         }
-        self.acquire_general(s, now)
+        match self.acquire_general(s, now) {
+            Ok(generation) => u64::from(generation),
+            Err(refusal) => refusal.admission(),
+        }
     }
 
     /// [`acquire_slow`](Self::acquire_slow) past its steady cases: the general transition

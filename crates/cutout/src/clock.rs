@@ -368,7 +368,7 @@ impl Elapsed {
     #[inline(always)]
     pub(crate) fn deadline_millis(&self) -> u64 {
         match &self.source {
-            Reading::Monotonic { origin } => origin.elapsed_coarse_nanos() / 1_000_000,
+            Reading::Monotonic { origin } => origin.elapsed_coarse_millis(),
             _ => self.millis(),
         }
     }
@@ -418,9 +418,25 @@ mod mono {
         /// Nanoseconds since the origin on the coarse twin of the clock (the same clock as
         /// of the last kernel tick: up to a tick behind; 0 while it reads before the
         /// origin).
-        #[inline]
+        #[cfg(test)]
         pub(super) fn elapsed_coarse_nanos(self) -> u64 {
             u64::try_from(Origin::<true>::read().saturating_sub(self.0)).unwrap_or(0)
+        }
+
+        /// Whole milliseconds since the origin (rounded down to a whole millisecond) on the
+        /// coarse twin of the clock: up to a tick behind; 0 while it reads before the
+        /// origin. The reading's milliseconds are taken from its seconds and nanoseconds
+        /// side by side, and the origin's apart from the reading: a short chain after the
+        /// read, which is what a half-open probe waits on before its compare-exchange.
+        #[inline]
+        pub(super) fn elapsed_coarse_millis(self) -> u64 {
+            let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+            // A monotonic reading is never negative (time since boot), and its nanoseconds
+            // are below a second: unsigned arithmetic, which divides in fewer steps.
+            let secs = u64::try_from(t.tv_sec).unwrap_or(0);
+            let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
+            let millis = secs.saturating_mul(1_000).saturating_add(nanos / 1_000_000);
+            millis.saturating_sub(u64::try_from(self.0).unwrap_or(0) / 1_000_000)
         }
     }
 
@@ -441,9 +457,15 @@ mod mono {
         }
 
         /// No coarse twin here: the clock itself.
-        #[inline]
+        #[cfg(test)]
         pub(super) fn elapsed_coarse_nanos(self) -> u64 {
             self.elapsed_nanos()
+        }
+
+        /// No coarse twin here: the clock itself, in whole milliseconds.
+        #[inline]
+        pub(super) fn elapsed_coarse_millis(self) -> u64 {
+            self.elapsed_nanos() / 1_000_000
         }
     }
 }
@@ -587,11 +609,14 @@ mod tests {
             panic!("a MonotonicClock is read directly");
         };
         let coarse_millis = || origin.elapsed_coarse_nanos() / 1_000_000;
+        // The deadline reading rounds the origin down to a whole millisecond, so it may
+        // read one millisecond more than the coarse nanoseconds divided.
+        let coarse_millis_after = || origin.elapsed_coarse_nanos() / 1_000_000 + 1;
         let end = origin.elapsed_nanos() + 20_000_000;
         while origin.elapsed_nanos() < end {
             let before = coarse_millis();
             let deadline = elapsed.deadline_millis();
-            let after = coarse_millis();
+            let after = coarse_millis_after();
             assert!(
                 (before..=after).contains(&deadline),
                 "{before} <= {deadline} <= {after}"

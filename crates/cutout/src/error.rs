@@ -149,6 +149,26 @@ impl CompactRejected {
         Self::pack(Self::HALF_OPEN_FULL, left)
     }
 
+    /// The word an out-of-line admission returns: a generation (below 2^16, `MARK` clear)
+    /// or this refusal. One register, where a `Result` would go through memory.
+    #[inline]
+    pub(crate) const fn admission(self) -> u64 {
+        self.0.get()
+    }
+
+    /// The refusal in an admission word (see [`admission`](Self::admission)), or `None`
+    /// for a generation.
+    #[inline]
+    pub(crate) const fn from_admission(word: u64) -> Option<CompactRejected> {
+        if word & Self::MARK == 0 {
+            return None;
+        }
+        match NonZeroU64::new(word) {
+            Some(word) => Some(CompactRejected(word)),
+            None => None,
+        }
+    }
+
     #[inline]
     fn kind(self) -> u64 {
         self.0.get() & 3

@@ -572,8 +572,12 @@ fn half_open_with_probe(generation: u16, backoff: u32, now: u64, p: ProbeSetting
 
 /// `now + lease` in lease units, rounded up, saturating.
 fn lease_units(now: u64, p: ProbeSettings) -> u64 {
-    let until = now.saturating_add(p.lease_ticks).min(MAX_TICK);
-    until.div_ceil(1 << LEASE_UNIT_SHIFT).min(MAX_LEASE)
+    // Both terms at most `MAX_TICK` (2^40): the sum and the rounding cannot overflow. (The
+    // probe waits on this chain before its compare-exchange: no saturating steps.)
+    const _: () = assert!(MAX_TICK < 1 << 62);
+    const _: () = assert!(MAX_TICK >> LEASE_UNIT_SHIFT == MAX_LEASE);
+    let until = now.min(MAX_TICK) + p.lease_ticks.min(MAX_TICK);
+    ((until + (1 << LEASE_UNIT_SHIFT) - 1) >> LEASE_UNIT_SHIFT).min(MAX_LEASE)
 }
 
 /// Record `outcome` for a permit admitted in `generation`.
@@ -936,6 +940,20 @@ mod tests {
             record_ignored(half_open, 7).1.map(|s| s.probes_bits()),
             Some(1)
         );
+    }
+
+    proptest! {
+        /// The lease's short form is `now + lease`, saturating at the last tick, rounded up
+        /// to the lease unit.
+        #[test]
+        fn lease_units_is_the_saturated_sum_rounded_up(now in any::<u64>(), lease in 0..=MAX_TICK) {
+            let p = ProbeSettings { max_calls: 1, lease_ticks: lease };
+            let until = now.saturating_add(lease).min(MAX_TICK);
+            prop_assert_eq!(
+                lease_units(now, p),
+                until.div_ceil(1 << LEASE_UNIT_SHIFT).min(MAX_LEASE)
+            );
+        }
     }
 
     #[test]
