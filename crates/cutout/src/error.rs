@@ -300,6 +300,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_admission_word_is_a_generation_or_a_refusal_never_both() {
+        for generation in [0u16, 1, 1023, u16::MAX] {
+            assert_eq!(CompactRejected::from_admission(u64::from(generation)), None);
+        }
+        for refusal in [
+            CompactRejected::FORCED_OPEN,
+            CompactRejected::open(0),
+            CompactRejected::open(MAX_TICK),
+            CompactRejected::half_open_full(1_500),
+        ] {
+            assert_eq!(
+                CompactRejected::from_admission(refusal.admission()),
+                Some(refusal)
+            );
+        }
+    }
+
+    #[test]
     fn a_compact_rejection_is_one_word_and_expands_to_what_it_packed() {
         assert_eq!(std::mem::size_of::<CompactRejected>(), 8);
         assert_eq!(std::mem::size_of::<Option<CompactRejected>>(), 8);
