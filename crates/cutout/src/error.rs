@@ -5,7 +5,7 @@ use std::fmt;
 use std::num::NonZeroU64;
 use std::time::Duration;
 
-use crate::state::{MAX_TICK, ticks_to_duration};
+use crate::state::{MAX_TICK, State, ticks_to_duration};
 
 /// The breaker refused a call.
 ///
@@ -198,6 +198,46 @@ impl CompactRejected {
             _ => None,
         }
     }
+
+    /// [`retry_after`](Self::retry_after) in whole milliseconds, as kept (no `Duration`):
+    /// for middleware that writes it out as a number.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cutout::{CompactRejected, Rejected};
+    ///
+    /// let open = CompactRejected::from(Rejected::Open { retry_after: Duration::from_micros(1_500) });
+    /// assert_eq!(open.retry_after_millis(), Some(2)); // rounded up when packed
+    /// assert_eq!(CompactRejected::from(Rejected::ForcedOpen).retry_after_millis(), None);
+    /// ```
+    #[inline]
+    pub fn retry_after_millis(self) -> Option<u64> {
+        match self.kind() {
+            Self::OPEN | Self::HALF_OPEN_FULL => Some(self.ticks()),
+            _ => None,
+        }
+    }
+
+    /// The state that refused: [`State::Open`], [`State::HalfOpen`] (every probe slot
+    /// taken) or [`State::ForcedOpen`]; the variant [`to_rejected`](Self::to_rejected)
+    /// gives, without building it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cutout::{CompactRejected, Rejected, State};
+    ///
+    /// let full = Rejected::HalfOpenFull { retry_after: Duration::from_secs(1) };
+    /// assert_eq!(CompactRejected::from(full).state(), State::HalfOpen);
+    /// assert_eq!(CompactRejected::from(Rejected::ForcedOpen).state(), State::ForcedOpen);
+    /// ```
+    #[inline]
+    pub fn state(self) -> State {
+        match self.kind() {
+            Self::OPEN => State::Open,
+            Self::HALF_OPEN_FULL => State::HalfOpen,
+            _ => State::ForcedOpen,
+        }
+    }
 }
 
 impl From<CompactRejected> for Rejected {
@@ -298,6 +338,30 @@ impl<E: Error + 'static> Error for CallError<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_state_and_millis_read_what_to_rejected_expands() {
+        for refusal in [
+            CompactRejected::FORCED_OPEN,
+            CompactRejected::open(0),
+            CompactRejected::open(1_500),
+            CompactRejected::open(MAX_TICK),
+            CompactRejected::half_open_full(7),
+        ] {
+            let expanded = refusal.to_rejected();
+            let state = match expanded {
+                Rejected::Open { .. } => State::Open,
+                Rejected::HalfOpenFull { .. } => State::HalfOpen,
+                Rejected::ForcedOpen => State::ForcedOpen,
+            };
+            assert_eq!(refusal.state(), state, "{refusal:?}");
+            assert_eq!(
+                refusal.retry_after_millis().map(Duration::from_millis),
+                expanded.retry_after(),
+                "{refusal:?}"
+            );
+        }
+    }
 
     #[test]
     fn an_admission_word_is_a_generation_or_a_refusal_never_both() {

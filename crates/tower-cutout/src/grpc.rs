@@ -459,6 +459,11 @@ impl<Res, E: Into<BoxError>> Reject<Res, E> for UnavailableError {
     }
 
     #[inline]
+    fn rejected_compact(&self, rejection: cutout::CompactRejected) -> Result<Res, BoxError> {
+        Err(Rejected::boxed_compact(rejection, true))
+    }
+
+    #[inline]
     fn inner_error(&self, error: E) -> BoxError {
         error.into()
     }

@@ -30,6 +30,18 @@ pub trait Reject<Res, E> {
     /// The output for a rejected request.
     fn rejected(&self, rejection: cutout::Rejected) -> Result<Res, Self::Error>;
 
+    /// The output for a rejected request, from the breaker's one-word refusal, which is
+    /// what the service holds. By default it is expanded and given to
+    /// [`rejected`](Self::rejected); a mode that only writes the refusal out (a kind and a
+    /// number of milliseconds) can read it as it is
+    /// ([`state`](cutout::CompactRejected::state),
+    /// [`retry_after_millis`](cutout::CompactRejected::retry_after_millis)) and skip the
+    /// `Duration` both ways, as the built-in error modes do.
+    #[inline]
+    fn rejected_compact(&self, rejection: cutout::CompactRejected) -> Result<Res, Self::Error> {
+        self.rejected(rejection.to_rejected())
+    }
+
     /// The service's error for an error of the inner service.
     fn inner_error(&self, error: E) -> Self::Error;
 }
@@ -56,6 +68,11 @@ where
     #[inline]
     fn rejected(&self, rejection: cutout::Rejected) -> Result<Res, BoxError> {
         Err(Rejected::boxed(rejection))
+    }
+
+    #[inline]
+    fn rejected_compact(&self, rejection: cutout::CompactRejected) -> Result<Res, BoxError> {
+        Err(Rejected::boxed_compact(rejection, false))
     }
 
     #[inline]

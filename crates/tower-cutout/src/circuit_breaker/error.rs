@@ -100,6 +100,23 @@ impl Rejected {
         tagged::boxed(Code::new(kind, with_status, payload), |slot| Self { slot })
     }
 
+    /// [`boxed`](Self::boxed) (`with_status`: [`boxed_with_status`](Self::boxed_with_status))
+    /// from the breaker's one-word refusal: its kind and milliseconds as they are, with no
+    /// `Duration` between.
+    #[inline]
+    pub(crate) fn boxed_compact(
+        rejection: cutout::CompactRejected,
+        with_status: bool,
+    ) -> Box<Self> {
+        let (kind, payload) = match (rejection.state(), rejection.retry_after_millis()) {
+            (cutout::State::Open, Some(ms)) => (OPEN, ms),
+            (cutout::State::HalfOpen, Some(ms)) => (HALF_OPEN_FULL, ms),
+            (cutout::State::ForcedOpen, _) => (FORCED_OPEN, 0),
+            _ => (OTHER, 0),
+        };
+        tagged::boxed(Code::new(kind, with_status, payload), |slot| Self { slot })
+    }
+
     #[inline]
     fn code(&self) -> Option<Code> {
         tagged::read(&self.slot)
@@ -268,6 +285,19 @@ mod tests {
             let err: BoxError = Rejected::boxed(reason);
             let shared: std::sync::Arc<dyn Error + Send + Sync> = err.into();
             assert_eq!(shared.downcast_ref::<Rejected>().unwrap().reason(), None);
+        }
+    }
+
+    #[test]
+    fn the_compact_form_codes_what_the_expanded_form_codes() {
+        for reason in every_rejection() {
+            let compact = cutout::CompactRejected::from(reason);
+            for with_status in [false, true] {
+                let direct = Rejected::boxed_compact(compact, with_status);
+                let expanded = Rejected::coded(compact.to_rejected(), with_status);
+                assert_eq!(direct.code(), expanded.code(), "{reason:?}");
+                assert_eq!(direct.reason(), Some(reason), "{reason:?}");
+            }
         }
     }
 

@@ -62,9 +62,9 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().inner.poll_with(cx, |reject, rejection| {
-            reject.rejected(rejection.to_rejected())
-        })
+        self.project()
+            .inner
+            .poll_with(cx, |reject, rejection| reject.rejected_compact(*rejection))
     }
 }
 
