@@ -130,6 +130,8 @@ impl Clock for MonotonicClock {
 /// way; this clock reads everything coarsely, so a time window's buckets also shift by up
 /// to a tick and a slow call's duration is measured in whole ticks: for breakers with a
 /// time window on a hot closed path and no slow-call rate near the tick.
+/// [`TickingClock`] goes one step further: one load of a tick that a background thread
+/// advances.
 ///
 /// ```
 /// use cutout::{CircuitBreaker, CoarseMonotonicClock, Rejected};
