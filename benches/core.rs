@@ -5,8 +5,8 @@
 //!   the threshold (a failure then a success), open reject and a half-open probe on a
 //!   `ManualClock` (no real clock read), and a trip / probe / close cycle.
 //! - `core_real_clock`: `Instant::now`, then open reject and the half-open probe on the
-//!   default `MonotonicClock`; open reject on `CoarseMonotonicClock`, and forced open (no
-//!   clock read).
+//!   default `MonotonicClock`; open reject on `CoarseMonotonicClock`, on `TickingClock`
+//!   (one load of a tick a thread advances), and forced open (no clock read).
 //! - `core_two_threads`: the same call on one shared breaker from 1 and from 2 threads
 //!   (`iter_custom`): the time per call seen by each thread.
 //!
@@ -87,6 +87,11 @@ fn real_clock(c: &mut Criterion) {
         BenchmarkId::new("open_reject", "coarse_monotonic_clock"),
         |b| b.iter(|| cases::cutout_reject(&coarse)),
     );
+    let ticking = cases::cutout_open(cutout::TickingClock::new().expect("ticker thread"));
+    assert!(cases::cutout_reject(&ticking));
+    g.bench_function(BenchmarkId::new("open_reject", "ticking_clock"), |b| {
+        b.iter(|| cases::cutout_reject(&ticking))
+    });
     let forced = cases::cutout_closed();
     forced.force_open();
     assert!(cases::cutout_reject(&forced));

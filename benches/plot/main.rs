@@ -713,6 +713,16 @@ const FLOOR_TARGETS: &[Target] = &[
         limit: 0.3,
         at_most: true,
     },
+    Target {
+        what: "open reject on `TickingClock` / `Instant::now`",
+        ratio: Ratio::Rows(
+            "core_real_clock",
+            "open_reject/ticking_clock",
+            "floor/instant_now",
+        ),
+        limit: 0.3,
+        at_most: true,
+    },
 ];
 
 fn render_targets(medians: &Times, fastest_tenth: &Times) -> String {

@@ -10,6 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod ticking;
+pub use ticking::{TickingClock, TickingClockError};
+
 /// A monotonic source of time.
 ///
 /// [`now`](Clock::now) returns the time elapsed since an origin of the clock's choosing; the
@@ -55,6 +58,9 @@ pub(crate) mod sealed {
         Coarse,
         /// A [`ManualClock`](super::ManualClock): load its nanoseconds.
         Manual(Arc<AtomicU64>),
+        /// A [`TickingClock`](super::TickingClock): load the process-wide tick (the clock
+        /// keeps the ticker running).
+        Ticking(super::TickingClock),
         /// Any other clock: call [`Clock::now`](super::Clock::now).
         Dyn,
     }
@@ -124,6 +130,8 @@ impl Clock for MonotonicClock {
 /// way; this clock reads everything coarsely, so a time window's buckets also shift by up
 /// to a tick and a slow call's duration is measured in whole ticks: for breakers with a
 /// time window on a hot closed path and no slow-call rate near the tick.
+/// [`TickingClock`] goes one step further: one load of a tick that a background thread
+/// advances.
 ///
 /// ```
 /// use cutout::{CircuitBreaker, CoarseMonotonicClock, Rejected};
@@ -306,6 +314,11 @@ enum Reading {
         nanos: Arc<AtomicU64>,
         origin: u64,
     },
+    Ticking {
+        origin: u64,
+        /// Kept alive: the ticker runs while a clock is.
+        _clock: TickingClock,
+    },
     Dyn {
         clock: Arc<dyn Clock>,
         origin: Duration,
@@ -327,6 +340,10 @@ impl Elapsed {
                 let origin = nanos.load(Ordering::Acquire);
                 Reading::Manual { nanos, origin }
             }
+            sealed::Source::Ticking(clock) => Reading::Ticking {
+                origin: duration_to_nanos(reading),
+                _clock: clock,
+            },
             sealed::Source::Dyn => Reading::Dyn {
                 clock,
                 origin: reading,
@@ -344,6 +361,9 @@ impl Elapsed {
             Reading::Manual { nanos, origin } => {
                 Duration::from_nanos(nanos.load(Ordering::Acquire).saturating_sub(*origin))
             }
+            Reading::Ticking { origin, .. } => {
+                Duration::from_nanos(TickingClock::nanos().saturating_sub(*origin))
+            }
             Reading::Dyn { clock, origin } => clock.now().saturating_sub(*origin),
         }
     }
@@ -358,6 +378,10 @@ impl Elapsed {
             Reading::Coarse { origin } => origin.elapsed_nanos() / 1_000_000,
             Reading::Manual { nanos, origin } => {
                 nanos.load(Ordering::Acquire).saturating_sub(*origin) / 1_000_000
+            }
+            // One relaxed load of a static.
+            Reading::Ticking { origin, .. } => {
+                TickingClock::nanos().saturating_sub(*origin) / 1_000_000
             }
             Reading::Dyn { .. } => self.millis_of_dyn(),
         }
@@ -376,6 +400,17 @@ impl Elapsed {
     #[inline(never)]
     fn millis_of_dyn(&self) -> u64 {
         whole_millis(self.now())
+    }
+
+    /// Which clock this reads, for `Debug` and the tests.
+    fn kind(&self) -> &'static str {
+        match self.source {
+            Reading::Monotonic { .. } => "monotonic",
+            Reading::Coarse { .. } => "coarse",
+            Reading::Manual { .. } => "manual",
+            Reading::Ticking { .. } => "ticking",
+            Reading::Dyn { .. } => "dyn",
+        }
     }
 }
 
@@ -480,14 +515,8 @@ pub(crate) fn whole_millis(d: Duration) -> u64 {
 
 impl fmt::Debug for Elapsed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.source {
-            Reading::Monotonic { .. } => "monotonic",
-            Reading::Coarse { .. } => "coarse",
-            Reading::Manual { .. } => "manual",
-            Reading::Dyn { .. } => "dyn",
-        };
         f.debug_struct("Elapsed")
-            .field("source", &kind)
+            .field("source", &self.kind())
             .field("now", &self.now())
             .finish()
     }
@@ -506,15 +535,6 @@ mod tests {
         }
     }
 
-    fn kind(e: &Elapsed) -> &'static str {
-        match e.source {
-            Reading::Monotonic { .. } => "monotonic",
-            Reading::Coarse { .. } => "coarse",
-            Reading::Manual { .. } => "manual",
-            Reading::Dyn { .. } => "dyn",
-        }
-    }
-
     #[test]
     fn elapsed_reads_each_clock_from_the_start_in_whole_milliseconds() {
         let manual = ManualClock::new();
@@ -527,7 +547,7 @@ mod tests {
         ];
         for (clock, expected) in clocks {
             let (elapsed, reading) = Elapsed::start(clock.clone());
-            assert_eq!(kind(&elapsed), expected);
+            assert_eq!(elapsed.kind(), expected);
             assert_eq!(reading, clock.now());
             assert_eq!((elapsed.now(), elapsed.millis()), (Duration::ZERO, 0));
             manual.advance(Duration::from_micros(2_999_700));
@@ -546,7 +566,7 @@ mod tests {
     #[test]
     fn elapsed_on_the_monotonic_clock_starts_near_zero_and_never_goes_back() {
         let (elapsed, _) = Elapsed::start(Arc::new(MonotonicClock::new()));
-        assert_eq!(kind(&elapsed), "monotonic");
+        assert_eq!(elapsed.kind(), "monotonic");
         let first = elapsed.now();
         assert!(first < Duration::from_secs(60), "{first:?}");
         assert!(elapsed.now() >= first);
@@ -557,7 +577,7 @@ mod tests {
     fn the_coarse_clock_is_read_directly_and_stays_within_a_tick_of_the_precise_one() {
         let (coarse, _) = Elapsed::start(Arc::new(CoarseMonotonicClock::new()));
         let (precise, _) = Elapsed::start(Arc::new(MonotonicClock::new()));
-        assert_eq!(kind(&coarse), "coarse");
+        assert_eq!(coarse.kind(), "coarse");
         let first = coarse.now();
         assert!(coarse.now() >= first);
         // Both started at (about) the same moment: the coarse reading lags the precise one

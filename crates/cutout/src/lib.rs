@@ -166,7 +166,9 @@ pub mod window;
 pub use breaker::{CircuitBreaker, OwnedPermit, Permit, Stats};
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;
-pub use clock::{Clock, CoarseMonotonicClock, ManualClock, MonotonicClock};
+pub use clock::{
+    Clock, CoarseMonotonicClock, ManualClock, MonotonicClock, TickingClock, TickingClockError,
+};
 pub use config::{Builder, ConfigError, MAX_DURATION, OpenDuration};
 pub use error::{CallError, CompactRejected, Rejected};
 pub use listener::{Listener, Reconfigured, Transition};
