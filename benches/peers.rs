@@ -121,6 +121,10 @@ fn half_open_probe(c: &mut Criterion) {
     g.bench_function("cutout", |b| {
         b.iter(|| cases::cutout_probe_ignored(&cutout))
     });
+    let ticking = cases::cutout_half_open_on(cutout::TickingClock::new().expect("ticker thread"));
+    g.bench_function("cutout_ticking_clock", |b| {
+        b.iter(|| cases::cutout_probe_ignored(&ticking))
+    });
     let (manual, _clock) = cases::cutout_half_open_manual();
     g.bench_function("cutout_manual_clock", |b| {
         b.iter(|| cases::cutout_probe_ignored(&manual))

@@ -437,9 +437,9 @@ enum Ratio {
     WindowAdded(&'static str),
     /// The fastest peer's closed success over cutout's.
     FastestPeer,
-    /// cutout's row of a `peers_*` group over the fastest peer's (failsafe, recloser,
+    /// A cutout row of a `peers_*` group over the fastest peer's (failsafe, recloser,
     /// breaker) in that group.
-    OverFastestPeer(&'static str),
+    OverFastestPeer(&'static str, &'static str),
     /// What row `num` adds over row `base`, over what row `den` adds over it (all in one
     /// group): a layer's cost beside a floor layer's.
     Added {
@@ -464,12 +464,12 @@ impl Ratio {
                     .reduce(f64::min);
                 ratio(fastest_peer, get(g, "peers_closed_success", "cutout"))
             }
-            Ratio::OverFastestPeer(group) => {
+            Ratio::OverFastestPeer(group, row) => {
                 let fastest_peer = ["failsafe", "recloser", "breaker"]
                     .iter()
                     .filter_map(|p| get(g, group, p))
                     .reduce(f64::min);
-                ratio(get(g, group, "cutout"), fastest_peer)
+                ratio(get(g, group, row), fastest_peer)
             }
             Ratio::Added {
                 group,
@@ -683,13 +683,19 @@ const FLOOR_TARGETS: &[Target] = &[
     },
     Target {
         what: "closed failure under the threshold (then a success) / fastest peer's",
-        ratio: Ratio::OverFastestPeer("peers_closed_fail_then_success"),
+        ratio: Ratio::OverFastestPeer("peers_closed_fail_then_success", "cutout"),
         limit: 0.5,
         at_most: true,
     },
     Target {
         what: "half-open probe (stays half-open) / fastest peer's",
-        ratio: Ratio::OverFastestPeer("peers_half_open_probe"),
+        ratio: Ratio::OverFastestPeer("peers_half_open_probe", "cutout"),
+        limit: 1.0,
+        at_most: true,
+    },
+    Target {
+        what: "half-open probe on `TickingClock` (stays half-open) / fastest peer's",
+        ratio: Ratio::OverFastestPeer("peers_half_open_probe", "cutout_ticking_clock"),
         limit: 1.0,
         at_most: true,
     },

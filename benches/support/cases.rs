@@ -71,9 +71,15 @@ pub(crate) fn cutout_half_open_manual() -> (CircuitBreaker, ManualClock) {
 /// A half-open cutout breaker on the default [`MonotonicClock`]: open for 1 ms, then
 /// waited out by spinning until the breaker itself says the open time is over.
 pub(crate) fn cutout_half_open_monotonic() -> CircuitBreaker {
+    cutout_half_open_on(MonotonicClock::new())
+}
+
+/// A half-open cutout breaker on `clock` (a real one): open for 1 ms, then waited out by
+/// spinning until the breaker itself says the open time is over.
+pub(crate) fn cutout_half_open_on(clock: impl Clock) -> CircuitBreaker {
     let cb = cutout_builder()
         .open_duration(Duration::from_millis(1))
-        .build()
+        .build_with_clock(clock)
         .expect("valid config");
     for _ in 0..THRESHOLD {
         let _ = cb.call(failing_call);

@@ -316,6 +316,8 @@ enum Reading {
     },
     Ticking {
         origin: u64,
+        /// The origin in whole milliseconds (rounded down).
+        origin_millis: u64,
         /// Kept alive: the ticker runs while a clock is.
         _clock: TickingClock,
     },
@@ -342,6 +344,7 @@ impl Elapsed {
             }
             sealed::Source::Ticking(clock) => Reading::Ticking {
                 origin: duration_to_nanos(reading),
+                origin_millis: duration_to_nanos(reading) / 1_000_000,
                 _clock: clock,
             },
             sealed::Source::Dyn => Reading::Dyn {
@@ -379,9 +382,10 @@ impl Elapsed {
             Reading::Manual { nanos, origin } => {
                 nanos.load(Ordering::Acquire).saturating_sub(*origin) / 1_000_000
             }
-            // One relaxed load of a static.
-            Reading::Ticking { origin, .. } => {
-                TickingClock::nanos().saturating_sub(*origin) / 1_000_000
+            // One relaxed load of a static, already in milliseconds (the origin rounded
+            // down to a whole millisecond, as the default clock's deadlines do).
+            Reading::Ticking { origin_millis, .. } => {
+                TickingClock::millis().saturating_sub(*origin_millis)
             }
             Reading::Dyn { .. } => self.millis_of_dyn(),
         }
@@ -389,12 +393,28 @@ impl Elapsed {
 
     /// Whole milliseconds since the start, for the state machine's deadlines: on a
     /// [`MonotonicClock`], its coarse twin (see there); on the other clocks, [`millis`](Self::millis).
+    ///
+    /// The clocks an open or half-open breaker reads in production are tested one by one
+    /// (a `match` here compiles to a jump table, an indirect branch on every rejection);
+    /// the test clocks go out of line.
     #[inline(always)]
     pub(crate) fn deadline_millis(&self) -> u64 {
-        match &self.source {
-            Reading::Monotonic { origin } => origin.elapsed_coarse_millis(),
-            _ => self.millis(),
+        if let Reading::Monotonic { origin } = &self.source {
+            return origin.elapsed_coarse_millis();
         }
+        if let Reading::Ticking { origin_millis, .. } = &self.source {
+            return TickingClock::millis().saturating_sub(*origin_millis);
+        }
+        if let Reading::Coarse { origin } = &self.source {
+            return origin.elapsed_coarse_millis();
+        }
+        self.millis_out_of_line()
+    }
+
+    /// [`millis`](Self::millis), not inlined: the rest of [`deadline_millis`](Self::deadline_millis).
+    #[inline(never)]
+    fn millis_out_of_line(&self) -> u64 {
+        self.millis()
     }
 
     #[inline(never)]

@@ -121,6 +121,12 @@ impl TickingClock {
     pub(crate) fn nanos() -> u64 {
         TICK.nanos()
     }
+
+    /// The tick in whole milliseconds since the process-wide origin: one relaxed load.
+    #[inline(always)]
+    pub(crate) fn millis() -> u64 {
+        TICK.millis()
+    }
 }
 
 impl Clock for TickingClock {
@@ -205,26 +211,42 @@ fn precise_now() -> Duration {
     ORIGIN.get_or_init(Instant::now).elapsed()
 }
 
-/// Nanoseconds since the origin, as of the last tick.
-struct Tick(AtomicU64);
+/// The time since the origin as of the last tick: in nanoseconds, and in whole
+/// milliseconds (the breaker's deadlines read these, with no division on the way).
+struct Tick {
+    nanos: AtomicU64,
+    millis: AtomicU64,
+}
 
 impl Tick {
     const fn new() -> Self {
-        Tick(AtomicU64::new(0))
+        Tick {
+            nanos: AtomicU64::new(0),
+            millis: AtomicU64::new(0),
+        }
     }
 
     #[inline(always)]
     fn nanos(&self) -> u64 {
         // Relaxed: readers need only this word, and one atomic's loads never see it go
         // back (coherence).
-        self.0.load(Ordering::Relaxed)
+        self.nanos.load(Ordering::Relaxed)
+    }
+
+    /// [`nanos`](Self::nanos) in whole milliseconds (stored apart, never behind it by more
+    /// than the store between the two).
+    #[inline(always)]
+    fn millis(&self) -> u64 {
+        self.millis.load(Ordering::Relaxed)
     }
 
     /// Moves the tick to `now` (saturating at `u64::MAX` nanoseconds) unless it already
     /// reads `now` or later; returns the reading after the store.
     fn advance_to(&self, now: Duration) -> u64 {
         let now = duration_to_nanos(now);
-        self.0.fetch_max(now, Ordering::Relaxed).max(now)
+        let nanos = self.nanos.fetch_max(now, Ordering::Relaxed).max(now);
+        self.millis.fetch_max(nanos / 1_000_000, Ordering::Relaxed);
+        nanos
     }
 }
 
@@ -356,6 +378,7 @@ mod tests {
         let tick = Tick::new();
         assert_eq!(tick.advance_to(Duration::from_millis(5)), 5_000_000);
         assert_eq!(tick.nanos(), 5_000_000);
+        assert_eq!(tick.millis(), 5);
         // Never backwards.
         assert_eq!(tick.advance_to(Duration::from_millis(3)), 5_000_000);
         assert_eq!(tick.nanos(), 5_000_000);
@@ -364,6 +387,7 @@ mod tests {
         assert_eq!(tick.advance_to(Duration::MAX), u64::MAX);
         assert_eq!(tick.advance_to(Duration::from_secs(1)), u64::MAX);
         assert_eq!(tick.nanos(), u64::MAX);
+        assert_eq!(tick.millis(), u64::MAX / 1_000_000);
         // A breaker's reading saturates instead of wrapping.
         assert_eq!(
             tick.nanos().saturating_sub(5_000_000) / 1_000_000,
