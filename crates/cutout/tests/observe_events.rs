@@ -377,3 +377,43 @@ fn publish_stats_sends_the_snapshot_to_every_listener() {
         assert_eq!(*l.0.lock().unwrap(), Some(("pay".to_owned(), stats)));
     }
 }
+
+#[test]
+fn a_probe_given_back_is_told_and_frees_its_slot_and_a_stale_one_changes_nothing() {
+    let clock = ManualClock::new();
+    let log = Log::new(true);
+    let b = breaker(&clock, log.clone());
+    for _ in 0..2 {
+        b.try_acquire().unwrap().record(Outcome::Failure);
+    }
+    clock.advance(ms(100));
+    let first = b.try_acquire().unwrap(); // open -> half-open (the general path)
+    let second = b.try_acquire().unwrap(); // a free slot (the probe shortcut)
+    assert!(matches!(b.try_acquire(), Err(Rejected::HalfOpenFull { .. })));
+    drop(second); // given back: one compare-exchange
+    assert_eq!(b.stats().probes_in_flight, 1);
+    let third = b.try_acquire().unwrap(); // the freed slot
+    b.force_open(); // a new generation: both probes are stale now
+    drop(first);
+    drop(third);
+    assert_eq!((b.state(), b.stats().stale), (State::ForcedOpen, 2));
+    let events = log.take();
+    let name = || "pay".to_string();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| !matches!(e, Event::Transitioned(..) | Event::Rejection(..)))
+            .cloned()
+            .collect::<Vec<_>>(),
+        [
+            Event::Recorded(name(), Outcome::Failure, false),
+            Event::Recorded(name(), Outcome::Failure, false),
+            Event::Probe(name(), 2),
+            Event::Probe(name(), 2),
+            Event::Recorded(name(), Outcome::Ignored, false),
+            Event::Probe(name(), 2),
+            Event::Recorded(name(), Outcome::Ignored, true),
+            Event::Recorded(name(), Outcome::Ignored, true),
+        ]
+    );
+}
