@@ -475,7 +475,11 @@ mod tests {
         let origin = duration_to_nanos(origin);
         assert!(now >= Duration::from_millis(3), "{now:?}");
         assert!(millis >= 3 && millis <= deadline, "{millis} {deadline}");
-        assert!(deadline <= (tick - origin) / 1_000_000);
+        // Deadlines count whole milliseconds of the tick from the origin rounded down to a
+        // whole millisecond: the tick's milliseconds since then, which may be one more
+        // than the nanoseconds since the origin divided.
+        assert!(deadline <= TickingClock::millis() - origin / 1_000_000);
+        assert!(deadline <= (tick - origin) / 1_000_000 + 1);
         assert!(now <= Duration::from_nanos(tick - origin));
     }
 
