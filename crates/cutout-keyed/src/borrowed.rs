@@ -1,14 +1,14 @@
 //! A `'static` registry's lease and permit, which borrow the key's node from the map
 //! instead of cloning its `Arc`: no reference count is written per call.
 //!
-//! This is the crate's one module with `unsafe` code: one pointer cast, in
-//! [`KeyedBreakers::lease_static`]. Everything else here is safe code on top of it.
+//! One of the crate's two modules with `unsafe` code (with `cache.rs`, which hands out the
+//! entered node): one pointer cast, in [`KeyedBreakers::try_acquire_static`]. Everything
+//! else here is safe code on top of it.
 #![allow(unsafe_code)]
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::ops::Deref;
-use std::sync::Arc;
 use std::time::Duration;
 
 use cutout::{CircuitBreaker, Outcome, Permit};
@@ -63,19 +63,17 @@ where
     /// while it lives, borrowed from this `'static` registry (no reference count): the
     /// `&'static` counterpart of [`lease`](Self::lease).
     pub fn lease_static(&'static self, key: &K) -> Result<StaticLease, KeyedRejected> {
-        let guard = self.map.guard();
-        let node: &Arc<Node> = self.enter(key, &guard)?;
-        let node: *const Node = Arc::as_ptr(node);
-        // SAFETY: the node stays allocated until the `StaticLease` made here exits it (its
-        // drop, the lease's last use of the pointer):
-        // - `enter` counted a user in, so `Node::retire` fails until that user exits (a
-        //   node with a user is never claimed; node.rs shows why under any interleaving).
+        // The node stays allocated until the `StaticLease` made here exits it (its drop, the
+        // lease's last use of it):
+        // - `enter_held` counted a user in, so `Node::retire` fails until that user exits
+        //   (a node with a user is never claimed; node.rs shows why under any interleaving).
         // - The map removes a key's node only once it is claimed (`remove_claimed`, and
         //   `enter`'s cleanup of a retired node); it never replaces one (`try_insert`) and
         //   is never cleared. So the key keeps mapping to this node's `Arc` while the lease
         //   lives, and papaya frees a value only after it is removed.
-        // - The registry is `'static`, so the map itself is never dropped.
-        let node: &'static Node = unsafe { &*node };
+        // - The registry is `'static`, so the map itself is never dropped: the reference
+        //   `enter_held` returns lives as long.
+        let node: &'static Node = self.enter_held(key)?;
         Ok(StaticLease { node })
     }
 }

@@ -58,7 +58,12 @@
 //!
 //! [`call`](KeyedBreakers::call) is a hash, a lock-free lookup (papaya's read guard writes
 //! only the calling thread's own slot), and two atomic updates of the breaker's user count
-//! around the breaker's own call. The count is **striped**: one cache-line-padded counter
+//! around the breaker's own call. Each thread also remembers the last key it entered and
+//! its breaker, in a slot of its own in the registry: calling the same key again skips the
+//! hash and the lookup (a key comparison, then the user count; a missed key costs one
+//! clone of the key and of the breaker's `Arc` to remember it). An evicted breaker that a
+//! thread still remembers stays allocated, out of the registry, until that thread
+//! remembers another key. The count is **striped**: one cache-line-padded counter
 //! per stripe, and a thread counts itself in and out on its own stripe (a call that moves
 //! threads may count out on another; only the sum matters), so threads calling through
 //! one key write no line in common. A stripe per core (the machine's parallelism rounded
@@ -79,8 +84,9 @@
 //!
 //! [`try_acquire`]: KeyedBreakers::try_acquire
 
-// One module, `borrowed`, allows `unsafe`: the `&'static` registry's lease, which borrows
-// its node from the map; see its SAFETY comment.
+// Two modules allow `unsafe`: `cache`, the per-thread lookup cache, which hands out the
+// entered node as a plain reference, and `borrowed`, the `&'static` registry's permit,
+// which borrows its breaker from the node; see their SAFETY comments.
 #![deny(unsafe_code)]
 #![warn(
     missing_docs,
@@ -91,6 +97,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod borrowed;
+mod cache;
 mod error;
 mod node;
 
@@ -152,6 +159,8 @@ pub struct KeyedBreakers<K, S = DefaultHashBuilder> {
     /// The tick of the previous `evict_idle`.
     idle_mark: AtomicU64,
     evicted: AtomicU64,
+    /// Each thread's last key and node (see `cache.rs`).
+    cache: cache::ThreadCache<K>,
 }
 
 impl<K: Hash + Eq, S: BuildHasher> fmt::Debug for KeyedBreakers<K, S> {
@@ -246,6 +255,7 @@ where
             tick: AtomicU64::new(1),
             idle_mark: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
+            cache: cache::ThreadCache::new(),
         })
     }
 }
@@ -274,8 +284,7 @@ where
         key: &K,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, KeyedCallError<E>> {
-        let guard = self.map.guard();
-        let node = self.enter(key, &guard)?;
+        let node = self.enter_held(key)?;
         let _exit = Exit(node);
         node.breaker.call(f).map_err(KeyedCallError::from)
     }
@@ -288,8 +297,7 @@ where
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, KeyedCallError<E>> {
-        let guard = self.map.guard();
-        let node = self.enter(key, &guard)?;
+        let node = self.enter_held(key)?;
         let _exit = Exit(node);
         node.breaker
             .call_with(classify, f)
@@ -517,7 +525,7 @@ where
 }
 
 /// Leaves a node (counts a user out) when dropped, also on panic.
-struct Exit<'a>(&'a Arc<Node>);
+struct Exit<'a>(&'a Node);
 
 impl Drop for Exit<'_> {
     fn drop(&mut self) {

@@ -41,7 +41,13 @@ use crate::sync::{AtomicU64, Ordering};
 #[cfg(cutout_loom)]
 pub(crate) use one_slot::Counters;
 #[cfg(not(cutout_loom))]
-pub(crate) use per_thread::Counters;
+pub(crate) use per_thread::{Counters, thread_index};
+
+/// Under loom no thread has an id (see the module docs).
+#[cfg(cutout_loom)]
+pub(crate) fn thread_index() -> Option<usize> {
+    None
+}
 
 /// One thread's counts (or the shared slot's), indexed by [`Counter`], and its share of a
 /// time window (see [`LocalCount`]). Aligned to 128 bytes, not 64: the adjacent-line
@@ -171,6 +177,17 @@ mod per_thread {
     #[inline]
     fn current_id() -> usize {
         THREAD_ID.try_with(Cell::get).unwrap_or(NO_ID)
+    }
+
+    /// This thread's id, given on first use; `None` once the thread gave it back (it is
+    /// exiting). See [`crate::thread_index`].
+    #[inline]
+    pub(crate) fn thread_index() -> Option<usize> {
+        match current_id() {
+            UNASSIGNED => Some(assign_id()).filter(|&id| id != NO_ID),
+            NO_ID => None,
+            id => Some(id),
+        }
     }
 
     /// Gives this thread an id, or `NO_ID` if it is exiting.

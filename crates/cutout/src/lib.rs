@@ -182,6 +182,28 @@ pub use observe::{Health, HealthCounts, HealthStatus};
 pub use state::{Cause, Outcome, State};
 pub use window::{SlidingWindow, WindowStats};
 
+/// The calling thread's index among the threads that use cutout: small and dense (0, 1,
+/// 2, ...; an exited thread's index goes to the next thread that asks, smallest first).
+/// `None` only while the thread is being torn down, after it gave its index back.
+///
+/// Breakers give each index a slot of its own, which only the thread holding it writes,
+/// so their counters need no atomic read-modify-write; other crates of the family do the
+/// same with it (cutout-keyed's per-thread lookup cache). The guarantees such code may
+/// rely on: no two live threads hold the same index at once, and an index passes from
+/// one thread to the next through a lock, so everything the old holder did happens
+/// before the new holder's first call that returns it.
+///
+/// ```
+/// let here = cutout::thread_index().expect("a running thread has an index");
+/// assert_eq!(cutout::thread_index(), Some(here)); // the same for the thread's lifetime
+/// let there = std::thread::spawn(cutout::thread_index).join().unwrap();
+/// assert_ne!(there, Some(here));
+/// ```
+#[inline]
+pub fn thread_index() -> Option<usize> {
+    counters::thread_index()
+}
+
 /// The README's Rust snippets, compiled and run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
