@@ -389,7 +389,10 @@ fn a_probe_given_back_is_told_and_frees_its_slot_and_a_stale_one_changes_nothing
     clock.advance(ms(100));
     let first = b.try_acquire().unwrap(); // open -> half-open (the general path)
     let second = b.try_acquire().unwrap(); // a free slot (the probe shortcut)
-    assert!(matches!(b.try_acquire(), Err(Rejected::HalfOpenFull { .. })));
+    assert!(matches!(
+        b.try_acquire(),
+        Err(Rejected::HalfOpenFull { .. })
+    ));
     drop(second); // given back: one compare-exchange
     assert_eq!(b.stats().probes_in_flight, 1);
     let third = b.try_acquire().unwrap(); // the freed slot
