@@ -26,7 +26,8 @@
 //! dropped with the last `Arc` of an evicted node. So a slot is marked busy while the
 //! thread compares or replaces its key, and a reentrant call that finds it busy takes the
 //! map's way without touching it; an entry the slot lets go of is dropped after the mark
-//! is cleared.
+//! is cleared. (A key's `Eq` or `Clone` that panics leaves the mark set: the slot then
+//! stays out of use, and that thread index takes the map's way from then on.)
 //!
 //! # What it costs
 //!
