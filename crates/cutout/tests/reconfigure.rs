@@ -445,8 +445,10 @@ const THREADS: u64 = 4;
 const CALLS: u64 = 20_000;
 
 /// Threads make `CALLS` calls each with outcome `outcome` while another thread swaps the
-/// settings between `a` and `b` until they finish. Returns the breaker, the number of
-/// changes and the rejections the threads saw.
+/// settings between `a` and `b` until they finish. Halfway through, each caller waits until
+/// the settings have changed at least twice, so changes land among the calls however the
+/// threads are scheduled. Returns the breaker, the number of changes and the rejections the
+/// threads saw.
 fn storm(
     settings: impl Fn() -> Builder + Sync,
     a: impl Fn(Builder) -> Builder + Send + Sync,
@@ -460,6 +462,7 @@ fn storm(
         .unwrap();
     let done = AtomicBool::new(false);
     let rejected = AtomicU64::new(0);
+    let changed = AtomicU64::new(0);
     let start = Barrier::new(THREADS as usize + 1);
     let changes = thread::scope(|s| {
         let swapper = s.spawn(|| {
@@ -473,6 +476,7 @@ fn storm(
                 };
                 breaker.reconfigure(next).unwrap();
                 changes += 1;
+                changed.store(changes, Ordering::Release);
             }
             changes
         });
@@ -480,7 +484,12 @@ fn storm(
             .map(|_| {
                 s.spawn(|| {
                     start.wait();
-                    for _ in 0..CALLS {
+                    for call in 0..CALLS {
+                        if call == CALLS / 2 {
+                            while changed.load(Ordering::Acquire) < 2 {
+                                thread::yield_now();
+                            }
+                        }
                         match breaker.try_acquire() {
                             Ok(p) => p.record(outcome),
                             Err(_) => {
@@ -519,7 +528,10 @@ fn storm_of_successes_loses_nothing_across_changes() {
         (s.state, s.generation, s.trips, s.stale),
         (State::Closed, 0, 0, 0)
     );
-    assert!(changes > 0);
+    assert!(
+        changes >= 2,
+        "the callers waited for two changes: {changes}"
+    );
     assert_eq!(events.reconfigured.lock().unwrap().len() as u64, changes);
     assert!(events.transitions.lock().unwrap().is_empty());
 }
@@ -545,7 +557,10 @@ fn storm_of_failures_trips_exactly_once_under_either_threshold() {
     let counted = s.admitted - s.stale;
     assert!((3..=50).contains(&counted), "{s:?}");
     assert!(s.stale < THREADS, "{s:?}");
-    assert!(changes > 0);
+    assert!(
+        changes >= 2,
+        "the callers waited for two changes: {changes}"
+    );
     let transitions = events.transitions.lock().unwrap();
     assert_eq!(transitions.len(), 1);
     assert_eq!(
