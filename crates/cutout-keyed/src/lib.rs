@@ -60,8 +60,10 @@
 //! only the calling thread's own slot), and two atomic updates of the breaker's user count
 //! around the breaker's own call. Each thread also remembers the last key it entered and
 //! its breaker, in a slot of its own in the registry: calling the same key again skips the
-//! hash and the lookup (a key comparison, then the user count; a missed key costs one
-//! clone of the key and of the breaker's `Arc` to remember it). An evicted breaker that a
+//! hash and the lookup (a key comparison, then the user count). A slot takes a new key
+//! when it is empty or has missed 16 times in a row, at one clone of the key and of the
+//! breaker's `Arc`; a thread cycling through many keys pays a few nanoseconds a call for
+//! the check (benches/README.md, runs 25-30). An evicted breaker that a
 //! thread still remembers stays allocated, out of the registry, until that thread
 //! remembers another key. The count is **striped**: one cache-line-padded counter
 //! per stripe, and a thread counts itself in and out on its own stripe (a call that moves

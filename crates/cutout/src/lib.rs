@@ -184,7 +184,8 @@ pub use window::{SlidingWindow, WindowStats};
 
 /// The calling thread's index among the threads that use cutout: small and dense (0, 1,
 /// 2, ...; an exited thread's index goes to the next thread that asks, smallest first).
-/// `None` only while the thread is being torn down, after it gave its index back.
+/// `None` only while the thread is being torn down, after it gave its index back (and
+/// always in the crate's loom build, `--cfg cutout_loom`, whose threads loom models).
 ///
 /// Breakers give each index a slot of its own, which only the thread holding it writes,
 /// so their counters need no atomic read-modify-write; other crates of the family do the
