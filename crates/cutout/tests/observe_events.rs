@@ -269,26 +269,39 @@ impl Listener for Tally {
     }
 }
 
+/// One cycle through every state, delivering every kind of event.
+fn cycle(b: &CircuitBreaker, clock: &ManualClock) {
+    b.try_acquire().unwrap().record(Outcome::Success);
+    b.try_acquire().unwrap().record(Outcome::Failure);
+    b.try_acquire().unwrap().record(Outcome::Failure); // trip
+    assert!(b.try_acquire().is_err());
+    clock.advance(ms(100));
+    b.try_acquire().unwrap().record(Outcome::Success); // half-open, close
+}
+
 #[test]
 fn no_event_allocates() {
+    let build = |tally: Arc<Tally>, clock: &ManualClock| {
+        CircuitBreaker::builder()
+            .name("pay")
+            .failure_threshold(2)
+            .open_duration(ms(100))
+            .listener(tally)
+            .build_with_clock(clock.clone())
+            .unwrap()
+    };
+    // A first cycle on another breaker does this thread's one-time set-up: its counter id,
+    // and the settings cell's reader slot (arc_swap's per-thread node, which it allocates
+    // unless an exited thread left one free: whether it does depends on the other tests).
+    let warm_clock = ManualClock::new();
+    cycle(&build(Arc::default(), &warm_clock), &warm_clock);
+
     let clock = ManualClock::new();
     let tally = Arc::new(Tally::default());
-    let b = CircuitBreaker::builder()
-        .name("pay")
-        .failure_threshold(2)
-        .open_duration(ms(100))
-        .listener(tally.clone())
-        .build_with_clock(clock.clone())
-        .unwrap();
-    b.try_acquire().unwrap().record(Outcome::Success); // assigns the thread's counter id
+    let b = build(tally.clone(), &clock);
     let n = allocations_in(|| {
         for _ in 0..100 {
-            b.try_acquire().unwrap().record(Outcome::Success);
-            b.try_acquire().unwrap().record(Outcome::Failure);
-            b.try_acquire().unwrap().record(Outcome::Failure); // trip
-            assert!(b.try_acquire().is_err());
-            clock.advance(ms(100));
-            b.try_acquire().unwrap().record(Outcome::Success); // half-open, close
+            cycle(&b, &clock);
         }
     });
     assert_eq!(n, 0);
@@ -300,7 +313,7 @@ fn no_event_allocates() {
             count(&tally.probes),
             count(&tally.recorded)
         ),
-        (300, 100, 100, 401)
+        (300, 100, 100, 400)
     );
 }
 
