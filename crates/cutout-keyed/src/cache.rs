@@ -58,7 +58,7 @@ use crate::{KeyedBreakers, KeyedRejected};
 const MAX_SLOTS: usize = 256;
 
 /// Misses in a row after which a slot forgets its key for the one just missed.
-pub(crate) const MISSES_BEFORE_REPLACING: u32 = 16;
+const MISSES_BEFORE_REPLACING: u32 = 16;
 
 /// One slot per thread index (see the module docs).
 pub(crate) struct ThreadCache<K> {
@@ -84,10 +84,10 @@ unsafe impl<K: Send> Sync for Slot<K> {}
 pub(crate) enum Lookup<'a> {
     /// The slot held the key, and its node let the caller in.
     Entered(&'a Node),
-    /// The slot is empty, or held the key with a node since evicted: take the key now.
-    Take,
-    /// The slot holds another key (or is busy, or the thread has none): the map's way.
-    Miss,
+    /// The map's way. `take`: the slot is empty, or held the key with a node since
+    /// evicted, so it takes the key now; otherwise it holds another key (or is busy, or
+    /// the thread has none).
+    Missed { take: bool },
 }
 
 impl<K: Eq> ThreadCache<K> {
@@ -113,7 +113,7 @@ impl<K: Eq> ThreadCache<K> {
     #[inline]
     pub(crate) fn enter(&self, index: usize, key: &K) -> Lookup<'_> {
         let Some(slot) = self.slots.get(index) else {
-            return Lookup::Miss;
+            return Lookup::Missed { take: false };
         };
         let entry = slot.0.get();
         // SAFETY: only the thread holding `index` is here (module docs). The reference
@@ -121,19 +121,19 @@ impl<K: Eq> ThreadCache<K> {
         // out of it, and the writes after it go through the pointer to other fields.
         unsafe {
             if (*entry).busy {
-                return Lookup::Miss;
+                return Lookup::Missed { take: false };
             }
             (*entry).busy = true;
             let found = match &(*entry).cached {
-                None => Lookup::Take,
+                None => Lookup::Missed { take: true },
                 Some((cached, node)) if cached == key => {
                     if node.enter() {
                         Lookup::Entered(node)
                     } else {
-                        Lookup::Take
+                        Lookup::Missed { take: true }
                     }
                 }
-                Some(_) => Lookup::Miss,
+                Some(_) => Lookup::Missed { take: false },
             };
             (*entry).busy = false;
             if let Lookup::Entered(node) = found {
@@ -200,8 +200,7 @@ where
                 node.touch(self.tick.load(Ordering::Relaxed));
                 Ok(node)
             }
-            Lookup::Take => self.enter_from_map(key, Some((index, true))),
-            Lookup::Miss => self.enter_from_map(key, Some((index, false))),
+            Lookup::Missed { take } => self.enter_from_map(key, Some((index, take))),
         }
     }
 

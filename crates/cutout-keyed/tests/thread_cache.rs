@@ -63,10 +63,32 @@ fn a_thread_calling_its_last_key_again_does_not_look_it_up() {
         ok(&hosts, &1);
     }
     assert_eq!(hasher.hashes(), after_first);
-    // The permit API takes the same way.
-    let lease = hosts.try_acquire(&1).expect("closed");
-    lease.record(cutout::Outcome::Success);
+    // An owned permit (an `Arc` clone of the node) takes the map's way.
+    let permit = hosts.try_acquire(&1).expect("closed");
+    assert!(hasher.hashes() > after_first);
+    permit.record(cutout::Outcome::Success);
     assert_eq!(hosts.lease(&1).expect("held").stats().successes, 5);
+}
+
+#[test]
+fn a_static_registry_s_permits_and_leases_take_the_cache_too() {
+    let hasher = Counting::default();
+    let hosts: &'static KeyedBreakers<u64, Counting> = registry(&hasher).leak();
+    hosts
+        .try_acquire_static(&1)
+        .expect("closed")
+        .record(cutout::Outcome::Success);
+    let after_first = hasher.hashes();
+    assert!(after_first > 0, "the first permit looks the key up");
+    for _ in 0..3 {
+        hosts
+            .try_acquire_static(&1)
+            .expect("closed")
+            .record(cutout::Outcome::Success);
+    }
+    let lease = hosts.lease_static(&1).expect("held");
+    assert_eq!(hasher.hashes(), after_first, "no lookup after the first");
+    assert_eq!(lease.stats().successes, 4);
 }
 
 #[test]

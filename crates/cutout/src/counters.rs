@@ -271,11 +271,7 @@ mod per_thread {
         #[cold]
         #[inline(never)]
         fn bump_slow(&self, counter: Counter) {
-            let mut id = current_id();
-            if id == UNASSIGNED {
-                id = assign_id();
-            }
-            match self.owned.get(id) {
+            match thread_index().and_then(|id| self.owned.get(id)) {
                 Some(slot) => {
                     let c = slot.get(counter);
                     c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
