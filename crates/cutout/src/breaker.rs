@@ -851,8 +851,23 @@ impl Shared {
                 || (outcome == Outcome::Success && s.failures_bits() == 0));
         if !(unchanged && self.plain_record) {
             if outcome == Outcome::Ignored && !current {
-                // Not closed in the permit's generation: a probe given back, say.
-                return self.record_ignored_elsewhere(s, generation);
+                // Not closed in the permit's generation. A probe given back (a cancelled
+                // call, say), the steady case while probing, is one compare-exchange here;
+                // a lost race and the rest (a stale permit) take the general path. No
+                // time window to feed: windows count closed calls only.
+                if let Some(next) = state::give_back_probe(s, generation) {
+                    if self
+                        .word
+                        .compare_exchange(s.0, next.0, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        if self.record_events {
+                            self.notify_recorded(Outcome::Ignored, false);
+                        }
+                        return;
+                    }
+                }
+                return self.record_slow(s, generation, Outcome::Ignored, None);
             }
             if current && self.plain_record && outcome != Outcome::Ignored {
                 // Closed, no window, no listener for outcomes: a failure under the threshold
@@ -911,27 +926,6 @@ impl Shared {
         if claimed != Claim::Done {
             self.feed(window, generation, Outcome::Success, timing, claimed);
         }
-    }
-
-    /// An [`Outcome::Ignored`] outside the permit's closed generation. A probe given back
-    /// (a cancelled call, say), the steady case while probing, is one compare-exchange
-    /// without the general path (which takes a lost race, and the rest: a stale permit).
-    /// No time window to feed: windows count closed calls only.
-    #[inline(never)]
-    fn record_ignored_elsewhere(&self, s: Snapshot, generation: u16) {
-        if let Some(next) = state::give_back_probe(s, generation) {
-            if self
-                .word
-                .compare_exchange(s.0, next.0, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                if self.record_events {
-                    self.notify_recorded(Outcome::Ignored, false);
-                }
-                return;
-            }
-        }
-        self.record_slow(s, generation, Outcome::Ignored, None);
     }
 
     /// The part of [`record_timed`](Self::record_timed) past the common case.

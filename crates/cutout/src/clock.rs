@@ -442,7 +442,11 @@ mod mono {
     /// normalisation, no `Option`).
     #[cfg(any(target_os = "linux", target_os = "android"))]
     #[derive(Debug, Clone, Copy)]
-    pub(super) struct Origin<const COARSE: bool>(i64);
+    pub(super) struct Origin<const COARSE: bool> {
+        nanos: i64,
+        /// `nanos` in whole milliseconds (rounded down), for the coarse readings.
+        millis: u64,
+    }
 
     #[cfg(any(target_os = "linux", target_os = "android"))]
     impl<const COARSE: bool> Origin<COARSE> {
@@ -460,14 +464,18 @@ mod mono {
         }
 
         pub(super) fn now() -> Self {
-            Origin(Self::read())
+            let nanos = Self::read();
+            Origin {
+                nanos,
+                millis: u64::try_from(nanos).unwrap_or(0) / 1_000_000,
+            }
         }
 
         /// Nanoseconds since the origin (0 if the clock reads earlier, which it never
         /// should).
         #[inline]
         pub(super) fn elapsed_nanos(self) -> u64 {
-            u64::try_from(Self::read().saturating_sub(self.0)).unwrap_or(0)
+            u64::try_from(Self::read().saturating_sub(self.nanos)).unwrap_or(0)
         }
 
         /// Nanoseconds since the origin on the coarse twin of the clock (the same clock as
@@ -475,7 +483,7 @@ mod mono {
         /// origin).
         #[cfg(test)]
         pub(super) fn elapsed_coarse_nanos(self) -> u64 {
-            u64::try_from(Origin::<true>::read().saturating_sub(self.0)).unwrap_or(0)
+            u64::try_from(Origin::<true>::read().saturating_sub(self.nanos)).unwrap_or(0)
         }
 
         /// Whole milliseconds since the origin (rounded down to a whole millisecond) on the
@@ -491,7 +499,7 @@ mod mono {
             let secs = u64::try_from(t.tv_sec).unwrap_or(0);
             let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
             let millis = secs.saturating_mul(1_000).saturating_add(nanos / 1_000_000);
-            millis.saturating_sub(u64::try_from(self.0).unwrap_or(0) / 1_000_000)
+            millis.saturating_sub(self.millis)
         }
     }
 

@@ -81,6 +81,7 @@ pub(crate) struct LocalCount {
 /// A lifetime counter: its index in a [`Slot`].
 #[derive(Debug, Clone, Copy)]
 enum Counter {
+    /// Admitted calls that were not probes (`Probes` counts the rest: see `add_to`).
     Admitted = 0,
     Successes = 1,
     Failures = 2,
@@ -108,7 +109,8 @@ impl Slot {
 
     fn add_to(&self, t: &mut Totals) {
         let read = |c| self.get(c).load(Ordering::Relaxed);
-        t.admitted += read(Counter::Admitted);
+        // An admitted probe is counted once, as a probe: admitted = not probes + probes.
+        t.admitted += read(Counter::Admitted) + read(Counter::Probes);
         t.successes += read(Counter::Successes);
         t.failures += read(Counter::Failures);
         t.ignored += read(Counter::Ignored);
@@ -292,21 +294,11 @@ mod per_thread {
             self.bump(Counter::Rejected);
         }
 
-        /// An admitted probe: counted as admitted and as a probe, with one slot lookup.
+        /// An admitted probe: one count, which the totals add to both the admitted calls
+        /// and the probes.
         #[inline]
         pub(crate) fn admitted_probe(&self) {
-            match self.owned.get(current_id()) {
-                Some(slot) => {
-                    for counter in [Counter::Admitted, Counter::Probes] {
-                        let c = slot.get(counter);
-                        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-                    }
-                }
-                None => {
-                    self.bump_slow(Counter::Admitted);
-                    self.bump_slow(Counter::Probes);
-                }
-            }
+            self.bump(Counter::Probes);
         }
 
         /// Counts `outcome`; returns this thread's time-window count, as
@@ -445,7 +437,6 @@ mod one_slot {
         }
 
         pub(crate) fn admitted_probe(&self) {
-            self.bump(Counter::Admitted);
             self.bump(Counter::Probes);
         }
 
