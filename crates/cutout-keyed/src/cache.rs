@@ -204,6 +204,23 @@ where
         }
     }
 
+    /// [`enter_held`](Self::enter_held), as an `Arc` of its own: for the owned handles
+    /// ([`Lease`](crate::Lease)), which the cache serves too (one reference count written,
+    /// which an owned handle needs anyway, and no hash, map probe or guard on a hit).
+    #[inline]
+    pub(crate) fn enter_owned(&self, key: &K) -> Result<Arc<Node>, KeyedRejected> {
+        let node: *const Node = self.enter_held(key)?;
+        // SAFETY: every node lives in an `Arc` (the map's; the cache holds clones of it),
+        // so `node` came from `Arc::as_ptr`. It was entered and so is not retired: the map
+        // holds its `Arc` (a strong count of at least one) until this user exits, which
+        // the returned `Arc`'s owner does when it is done. One more strong count is that
+        // `Arc`'s own.
+        Ok(unsafe {
+            Arc::increment_strong_count(node);
+            Arc::from_raw(node)
+        })
+    }
+
     /// The map's way; then tells `index`'s slot of the miss (`true`: take the key now).
     #[inline(never)]
     fn enter_from_map(&self, key: &K, slot: Option<(usize, bool)>) -> Result<&Node, KeyedRejected> {

@@ -72,9 +72,10 @@
 //! up to a power of two, at most 16) costs 128 bytes per breaker each on x86-64: 256 bytes
 //! per breaker on 2 cores, at most 2 KiB.
 //!
-//! [`try_acquire`] and [`lease`](KeyedBreakers::lease) also clone reference counts (the
-//! key's breaker and its entry), so that the permit or lease can outlive the lookup
-//! (across an `.await`): two lines every thread writes, twice per call. A registry that
+//! [`try_acquire`] and [`lease`](KeyedBreakers::lease) (which the thread's slot serves
+//! too) also write the key's breaker's reference count (an `Arc` of it, so that the permit
+//! or lease can outlive the lookup, across an `.await`): a line every thread writes, twice
+//! per call. A registry that
 //! lives for the whole process avoids them: [`leak`](KeyedBreakers::leak) it (or keep it
 //! in a `static`) and use [`try_acquire_static`](KeyedBreakers::try_acquire_static) and
 //! [`lease_static`](KeyedBreakers::lease_static), whose permit and lease borrow the key's
@@ -345,11 +346,8 @@ where
     /// while it lives: for settings and manual control (`force_open`, `reset`) or many
     /// calls in a row.
     pub fn lease(&self, key: &K) -> Result<Lease, KeyedRejected> {
-        let guard = self.map.guard();
-        let node = self.enter(key, &guard)?;
-        Ok(Lease {
-            node: Arc::clone(node),
-        })
+        let node = self.enter_owned(key)?;
+        Ok(Lease { node })
     }
 
     /// The state of `key`'s breaker, if it has one; creates nothing.
