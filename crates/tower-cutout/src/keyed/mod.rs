@@ -118,7 +118,9 @@
 //!
 //! Per keyed call, beyond the unkeyed layer's: the key extraction (with [`Authority`], a
 //! reference count and a scan of the authority's bytes; an allocation only for a `Host`
-//! header or an authority to clean up), one hash and lock-free lookup, and the two atomic
+//! header or an authority to clean up), one hash and lock-free lookup (none when the key
+//! is the one the calling thread used last: each thread remembers its last key, on either
+//! kind of registry; see the `cutout_keyed` crate docs), and the two atomic
 //! updates that hold the key's breaker while the call runs, on the calling thread's own
 //! stripe of the breaker's user count (see the `cutout_keyed` crate docs). Nothing else
 //! allocates once a key's breaker exists.
