@@ -73,9 +73,9 @@
 //! per breaker on 2 cores, at most 2 KiB.
 //!
 //! [`try_acquire`] and [`lease`](KeyedBreakers::lease) (which the thread's slot serves
-//! too) also write the key's breaker's reference count (an `Arc` of it, so that the permit
-//! or lease can outlive the lookup, across an `.await`): a line every thread writes, twice
-//! per call. A registry that
+//! too) also write reference counts, so that the permit or lease can outlive the lookup
+//! (across an `.await`): the key's registry entry's, and for a permit the breaker's own.
+//! Those are lines every thread writes, twice per call. A registry that
 //! lives for the whole process avoids them: [`leak`](KeyedBreakers::leak) it (or keep it
 //! in a `static`) and use [`try_acquire_static`](KeyedBreakers::try_acquire_static) and
 //! [`lease_static`](KeyedBreakers::lease_static), whose permit and lease borrow the key's
