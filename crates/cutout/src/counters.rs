@@ -81,8 +81,8 @@ pub(crate) struct LocalCount {
 /// A lifetime counter: its index in a [`Slot`].
 #[derive(Debug, Clone, Copy)]
 enum Counter {
-    /// Admitted calls that were not probes (`Probes` counts the rest: see `add_to`).
-    Admitted = 0,
+    /// Admitted calls that were not probes (`Probes` counts the others: see `add_to`).
+    AdmittedNotProbe = 0,
     Successes = 1,
     Failures = 2,
     Ignored = 3,
@@ -110,7 +110,7 @@ impl Slot {
     fn add_to(&self, t: &mut Totals) {
         let read = |c| self.get(c).load(Ordering::Relaxed);
         // An admitted probe is counted once, as a probe: admitted = not probes + probes.
-        t.admitted += read(Counter::Admitted) + read(Counter::Probes);
+        t.admitted += read(Counter::AdmittedNotProbe) + read(Counter::Probes);
         t.successes += read(Counter::Successes);
         t.failures += read(Counter::Failures);
         t.ignored += read(Counter::Ignored);
@@ -284,9 +284,10 @@ mod per_thread {
             }
         }
 
+        /// An admitted call that is not a probe (see [`admitted_probe`](Self::admitted_probe)).
         #[inline]
         pub(crate) fn admitted(&self) {
-            self.bump(Counter::Admitted);
+            self.bump(Counter::AdmittedNotProbe);
         }
 
         #[inline]
@@ -429,7 +430,7 @@ mod one_slot {
         }
 
         pub(crate) fn admitted(&self) {
-            self.bump(Counter::Admitted);
+            self.bump(Counter::AdmittedNotProbe);
         }
 
         pub(crate) fn rejected(&self) {
